@@ -1,0 +1,103 @@
+"""Run a stdlib-only action from `oci/actions/` as a sandboxed, cached Process.
+
+The action sources are shipped into the sandbox as a package, so editing one
+changes the cache key of every Process that runs it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pants.core.subsystems.python_bootstrap import PythonBootstrap
+from pants.core.util_rules.system_binaries import BinaryPathRequest, BinaryPaths, BinaryPathTest
+from pants.engine.fs import CreateDigest, Digest, FileContent, MergeDigests
+from pants.engine.process import Process
+from pants.engine.rules import Get, collect_rules, rule
+from pants.util.logging import LogLevel
+
+ACTIONS_DIR = Path(__file__).parent / "actions"
+ACTIONS_ROOT = "__oci_actions"
+# The same variables on every host: the actions must not depend on them, and this keeps
+# the cache key free of anything host-specific.
+ACTION_ENV = {"PYTHONPATH": ACTIONS_ROOT, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+# Prints what the actions' output can depend on: the Python version and the zlib that
+# compresses layers.  Its stdout is hashed into the interpreter's fingerprint.
+PYTHON_PROBE = (
+    "import sys, zlib; sys.exit(1) if sys.version_info < (3, 9) else "
+    "print(sys.version, zlib.ZLIB_RUNTIME_VERSION, sys.executable)"
+)
+
+
+class ActionPythonNotFound(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class ActionPython:
+    path: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class ActionSources:
+    digest: Digest
+
+
+@dataclass(frozen=True)
+class ActionRequest:
+    """Run `python -m oci.actions.<module> <argv>` over `input_digest`."""
+
+    module: str
+    argv: tuple[str, ...]
+    input_digest: Digest
+    description: str
+    output_files: tuple[str, ...] = ()
+    output_directories: tuple[str, ...] = ()
+    level: LogLevel = LogLevel.INFO
+
+
+@rule
+async def action_sources() -> ActionSources:
+    files = [FileContent(f"{ACTIONS_ROOT}/oci/__init__.py", b"")]
+    files += [
+        FileContent(f"{ACTIONS_ROOT}/oci/actions/{path.name}", path.read_bytes())
+        for path in sorted(ACTIONS_DIR.glob("*.py"))
+    ]
+    return ActionSources(await Get(Digest, CreateDigest(files)))
+
+
+@rule(desc="Find the Python that runs image actions", level=LogLevel.DEBUG)
+async def find_action_python(python_bootstrap: PythonBootstrap) -> ActionPython:
+    search_path = python_bootstrap.interpreter_search_paths
+    paths = await Get(BinaryPaths, BinaryPathRequest(
+        search_path=search_path, binary_name="python3", check_file_entries=True,
+        test=BinaryPathTest(args=["-c", PYTHON_PROBE]),
+    ))
+    if paths.first_path is None:
+        raise ActionPythonNotFound(
+            f"No Python 3.9 or newer named python3 in [python-bootstrap].search_path ({', '.join(search_path)}). "
+            "Install one or add its directory to that option in pants.toml."
+        )
+    return ActionPython(paths.first_path.path, paths.first_path.fingerprint)
+
+
+@rule
+async def action_process(request: ActionRequest, python: ActionPython, sources: ActionSources) -> Process:
+    input_digest = await Get(Digest, MergeDigests([sources.digest, request.input_digest]))
+    return Process(
+        argv=(python.path, "-B", "-s", "-m", f"oci.actions.{request.module}", *request.argv),
+        input_digest=input_digest,
+        description=request.description,
+        # The interpreter's fingerprint keys the cache: the zlib and tarfile in use come with it.
+        env={**ACTION_ENV, "OCI_ACTION_PYTHON": python.fingerprint},
+        output_files=request.output_files,
+        output_directories=request.output_directories,
+        level=request.level,
+    )
+
+
+def rules():
+    return collect_rules()

@@ -1,0 +1,179 @@
+"""Plan and build layers: each layer is one cached Process over exactly its inputs."""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from dataclasses import dataclass
+
+from pants.engine.addresses import Address, Addresses
+from pants.engine.fs import (
+    CreateDigest,
+    Digest,
+    DigestContents,
+    DigestEntries,
+    DigestSubset,
+    FileContent,
+    FileEntry,
+    MergeDigests,
+    PathGlobs,
+)
+from pants.engine.process import ProcessResult
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.target import HydratedSources, HydrateSourcesRequest, SourcesField, Targets
+
+from oci.action import ActionRequest
+from oci.subsystem import OciSubsystem
+from oci.target_types import ImageFilesDestinationField, ImageFilesModeField, ImageFilesOwnerField
+
+LAYER_JSON = "layer.json"
+
+
+class ImageBuildError(Exception):
+    """A problem in an image's declaration, reported with the target and what to change."""
+
+
+@dataclass(frozen=True)
+class LayerDescriptor:
+    media_type: str
+    digest: str
+    size: int
+    diff_id: str
+    created_by: str
+
+    def to_json(self) -> dict:
+        return {
+            "mediaType": self.media_type,
+            "digest": self.digest,
+            "size": self.size,
+            "diff_id": self.diff_id,
+            "created_by": self.created_by,
+        }
+
+
+@dataclass(frozen=True)
+class Layer:
+    descriptor: LayerDescriptor
+    blob: Digest  # holds just blobs/sha256/<digest>
+
+
+@dataclass(frozen=True)
+class PlacedFile:
+    """A repository file and where it goes in the image."""
+
+    image_path: str
+    source: str
+    mode: int
+    uid: int
+    gid: int
+    origin: Address
+
+    def to_entry(self) -> dict:
+        return {"path": self.image_path, "kind": "file", "mode": self.mode, "uid": self.uid,
+                "gid": self.gid, "source": self.source}
+
+
+@dataclass(frozen=True)
+class FilesLayerRequest:
+    image: Address
+    files: Addresses
+
+
+@dataclass(frozen=True)
+class OptionalLayer:
+    layer: Layer | None
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """Everything one layer Process needs: its entry list and the digests holding their sources."""
+
+    description: str
+    spec_json: str
+    inputs: tuple[Digest, ...]
+
+
+def place_files(target, entries: DigestEntries) -> list[PlacedFile]:
+    """Where each hydrated file of `target` lands in the image, with its mode and owner."""
+    base = target.address.spec_path
+    destination = target.get(ImageFilesDestinationField).value or "/"
+    mode_field = target.get(ImageFilesModeField).value
+    owner = target.get(ImageFilesOwnerField).value if target.has_field(ImageFilesOwnerField) else "0:0"
+    uid, gid = (int(part) for part in owner.split(":"))
+    placed = []
+    for entry in entries:
+        if not isinstance(entry, FileEntry):
+            continue
+        relative = posixpath.relpath(entry.path, base) if base else entry.path
+        if relative.startswith("../"):
+            relative = entry.path  # a source outside the BUILD dir keeps its repository path
+        mode = int(mode_field, 8) if mode_field else (0o755 if entry.is_executable else 0o644)
+        placed.append(PlacedFile(posixpath.join(destination, relative).lstrip("/"), entry.path, mode,
+                                 uid, gid, target.address))
+    return placed
+
+
+def check_no_collisions(image: Address, placed: list[PlacedFile]) -> None:
+    seen: dict[str, PlacedFile] = {}
+    for item in placed:
+        other = seen.setdefault(item.image_path, item)
+        if other is not item and other.source != item.source:
+            raise ImageBuildError(
+                f"{image}: /{item.image_path} is declared twice, from {other.source} ({other.origin}) and "
+                f"{item.source} ({item.origin}). Change the `destination` of one of them."
+            )
+
+
+@rule(desc="Plan an image's files layer")
+async def build_files_layer(request: FilesLayerRequest, oci: OciSubsystem) -> OptionalLayer:
+    if not request.files:
+        return OptionalLayer(None)
+    targets = await Get(Targets, Addresses, request.files)
+    for target in targets:
+        if not target.has_field(SourcesField):
+            raise ImageBuildError(
+                f"{request.image}: `files` lists {target.address}, a `{target.alias}` target without "
+                "sources. List `image_files`, `file` or `files` targets."
+            )
+    hydrated = await MultiGet(Get(HydratedSources, HydrateSourcesRequest(t[SourcesField])) for t in targets)
+    entries = await MultiGet(Get(DigestEntries, Digest, h.snapshot.digest) for h in hydrated)
+    placed = [p for target, e in zip(targets, entries) for p in place_files(target, e)]
+    check_no_collisions(request.image, placed)
+    spec = {
+        "entries": [p.to_entry() for p in sorted(placed, key=lambda p: p.image_path)],
+        "mtime": oci.source_date_epoch,
+        "level": oci.compression_level,
+        "created_by": f"files of {request.image}",
+    }
+    layer = await Get(Layer, LayerSpec(f"files layer of {request.image}", json.dumps(spec, sort_keys=True),
+                                       tuple(h.snapshot.digest for h in hydrated)))
+    return OptionalLayer(layer)
+
+
+@rule
+async def run_layer_process(request: LayerSpec) -> Layer:
+    spec_file = await Get(Digest, CreateDigest([FileContent(
+        "__layer_spec.json", request.spec_json.encode())]))
+    input_digest = await Get(Digest, MergeDigests([spec_file, *request.inputs]))
+    result = await Get(ProcessResult, ActionRequest(
+        module="build_layer",
+        argv=("__layer_spec.json",),
+        input_digest=input_digest,
+        description=f"Build {request.description}",
+        output_files=(LAYER_JSON,),
+        output_directories=("blobs",),
+    ))
+    output = result.output_digest
+    json_digest, blob = await MultiGet(
+        Get(Digest, DigestSubset(output, PathGlobs([LAYER_JSON]))),
+        Get(Digest, DigestSubset(output, PathGlobs(["blobs/**"]))),
+    )
+    contents = await Get(DigestContents, Digest, json_digest)
+    value = json.loads(contents[0].content)
+    descriptor = LayerDescriptor(value["mediaType"], value["digest"], value["size"], value["diff_id"],
+                                 value.get("created_by", ""))
+    return Layer(descriptor, blob)
+
+
+def rules():
+    return collect_rules()
