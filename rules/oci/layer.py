@@ -96,9 +96,12 @@ class LayerSpec:
 def place_files(target, entries: DigestEntries) -> list[PlacedFile]:
     """Where each hydrated file of `target` lands in the image, with its mode and owner."""
     base = target.address.spec_path
-    destination = target.get(ImageFilesDestinationField).value or "/"
-    mode_field = target.get(ImageFilesModeField).value
-    owner = target.get(ImageFilesOwnerField).value if target.has_field(ImageFilesOwnerField) else "0:0"
+    if target.has_field(ImageFilesDestinationField):
+        destination = target[ImageFilesDestinationField].value
+        mode_field = target[ImageFilesModeField].value
+        owner = target[ImageFilesOwnerField].value
+    else:  # a plain `file`/`files` target: its path below the BUILD file, from the image root
+        destination, mode_field, owner = "/", None, "0:0"
     uid, gid = (int(part) for part in owner.split(":"))
     placed = []
     for entry in entries:

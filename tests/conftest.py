@@ -1,0 +1,7 @@
+"""Shared test setup: the plugin and its actions import from rules/."""
+
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "rules"))
