@@ -28,3 +28,38 @@ class OciSubsystem(Subsystem):
         default="amd64",
         help="OCI architecture of the images (the `architecture` of their config).",
     )
+
+
+class DebianSubsystem(Subsystem):
+    options_scope = "debian"
+    help = "Debian packages for `oci_image(packages=...)`: sources, lock and layer planning."
+
+    sources = StrOption(
+        default="3rdparty/debian/sources.yaml",
+        help="The manifest of apt sources (mirror URL, suites, components, architectures, keyring).",
+    )
+    lockfile = StrOption(
+        default="3rdparty/debian/lock.yaml",
+        help="The lock written by `pants generate-lockfiles --resolve=debian` and read by every build.",
+    )
+    deb_cache = StrOption(
+        default="~/.cache/oci-pants/debs",
+        help=help_text(
+            """
+            Directory of downloaded .debs named by sha256. The mirror drops old versions, so a .deb
+            found here is taken from here and the mirror is only asked for the rest.
+            """
+        ),
+    )
+    own_layer_bytes = IntOption(
+        default=8 * 1024 * 1024,
+        help="A package whose .deb is at least this big gets a layer of its own.",
+    )
+    group_layer_bytes = IntOption(
+        default=16 * 1024 * 1024,
+        help="Smaller packages are grouped into layers of at most about this many .deb bytes.",
+    )
+    max_layers = IntOption(
+        default=127,
+        help="Most layers an image may have, its parents' included (overlayfs mounts fail beyond 127).",
+    )

@@ -9,6 +9,7 @@ from pants.core.goals.package import OutputPathField
 from pants.engine.addresses import Address
 from pants.engine.target import (
     COMMON_TARGET_FIELDS,
+    BoolField,
     Dependencies,
     DictStringToStringField,
     InvalidFieldException,
@@ -43,6 +44,29 @@ class OciImageFilesField(StringSequenceField):
         a plain `file` lands at `/` + its path relative to its BUILD file, 0644 root:root.
         """
     )
+
+
+class OciImagePackagesField(StringSequenceField):
+    alias = "packages"
+    help = help_text(
+        """
+        Debian packages to install, optionally with a version constraint (`"python3 (>= 3.11)"`).
+        Their closure is taken from the lock (`pants generate-lockfiles --resolve=debian`); only the
+        packages the parent image lacks are added, as layers shared with every image that needs them.
+        """
+    )
+
+
+class OciImageRecommendsField(BoolField):
+    alias = "recommends"
+    default = False
+    help = "Also install the Recommends of the packages (not by default)."
+
+
+class OciImageEssentialField(BoolField):
+    alias = "essential"
+    default = False
+    help = "Also install Debian's Essential set (coreutils, grep, sed, ...), usually set on a base image."
 
 
 class OciImageEntrypointField(StringSequenceField):
@@ -97,6 +121,24 @@ class OciImageTagsField(StringSequenceField):
         return tags
 
 
+class OciImageRegistriesField(StringSequenceField):
+    alias = "registries"
+    help = help_text(
+        """
+        Registries that `pants publish` pushes this image to, as `host[:port]`. Each tag in `tags`
+        is pushed to `<registry>/<repository>:<tag>`.
+        """
+    )
+
+
+class OciImageRepositoryField(StringField):
+    alias = "repository"
+    help = "Repository name in the registries. Defaults to the target name."
+
+    def value_or_default(self) -> str:
+        return self.value or self.address.target_name
+
+
 class OciImageOutputPathField(OutputPathField):
     help = help_text(
         """
@@ -116,6 +158,9 @@ class OciImageTarget(Target):
         *COMMON_TARGET_FIELDS,
         OciImageParentField,
         OciImageFilesField,
+        OciImagePackagesField,
+        OciImageRecommendsField,
+        OciImageEssentialField,
         OciImageEntrypointField,
         OciImageCmdField,
         OciImageEnvField,
@@ -124,6 +169,8 @@ class OciImageTarget(Target):
         OciImageLabelsField,
         OciImageExposedPortsField,
         OciImageTagsField,
+        OciImageRegistriesField,
+        OciImageRepositoryField,
         OciImageOutputPathField,
         OciImageDependenciesField,
     )
