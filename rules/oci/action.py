@@ -12,7 +12,7 @@ from pathlib import Path
 from pants.core.subsystems.python_bootstrap import PythonBootstrap
 from pants.core.util_rules.system_binaries import BinaryPathRequest, BinaryPaths, BinaryPathTest
 from pants.engine.fs import CreateDigest, Digest, FileContent, MergeDigests
-from pants.engine.process import Process
+from pants.engine.process import Process, ProcessCacheScope
 from pants.engine.rules import Get, collect_rules, rule
 from pants.util.logging import LogLevel
 
@@ -57,6 +57,7 @@ class ActionRequest:
     output_files: tuple[str, ...] = ()
     output_directories: tuple[str, ...] = ()
     level: LogLevel = LogLevel.INFO
+    cache_scope: ProcessCacheScope = ProcessCacheScope.SUCCESSFUL
 
 
 @rule
@@ -96,6 +97,7 @@ async def action_process(request: ActionRequest, python: ActionPython, sources: 
         output_files=request.output_files,
         output_directories=request.output_directories,
         level=request.level,
+        cache_scope=request.cache_scope,
     )
 
 

@@ -8,20 +8,16 @@ from dataclasses import dataclass
 from pants.engine.addresses import Address, Addresses, UnparsedAddressInputs
 from pants.engine.fs import CreateDigest, Digest, DigestContents, DigestSubset, FileContent, MergeDigests, PathGlobs
 from pants.engine.process import ProcessResult
-from pants.engine.rules import Get, collect_rules, rule
-from pants.engine.target import (
-    FieldSet,
-    InferDependenciesRequest,
-    InferredDependencies,
-    Target,
-    WrappedTarget,
-    WrappedTargetRequest,
-)
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.target import FieldSet, InferDependenciesRequest, InferredDependencies, Target
 from pants.engine.unions import UnionRule
 
 from oci.action import ActionRequest
-from oci.layer import FilesLayerRequest, ImageBuildError, Layer, OptionalLayer
-from oci.subsystem import OciSubsystem
+from oci.chain import ImageTarget, ImageTargetRequest, ParentChain
+from oci.layer import FilesLayerRequest, Layer, OptionalLayer
+from oci.errors import LayerBudgetExceeded
+from oci.packages import ImagePackageLayersRequest, PackageLayers
+from oci.subsystem import DebianSubsystem, OciSubsystem
 from oci.target_types import (
     OciImageCmdField,
     OciImageDependenciesField,
@@ -32,7 +28,6 @@ from oci.target_types import (
     OciImageLabelsField,
     OciImageParentField,
     OciImageTagsField,
-    OciImageTarget,
     OciImageUserField,
     OciImageWorkdirField,
 )
@@ -58,65 +53,6 @@ class BuiltImage:
         return json.loads(self.image_json)["layers"]
 
 
-@dataclass(frozen=True)
-class ImageTarget:
-    """An `oci_image` target with its parent's address resolved."""
-
-    target: Target
-    parent: Address | None
-
-
-@dataclass(frozen=True)
-class ImageTargetRequest:
-    address: Address
-
-
-@rule
-async def resolve_image_target(request: ImageTargetRequest) -> ImageTarget:
-    wrapped = await Get(
-        WrappedTarget,
-        WrappedTargetRequest(request.address, description_of_origin="an oci_image parent chain"),
-    )
-    target = wrapped.target
-    if not target.has_field(OciImageParentField):
-        raise ImageBuildError(f"{request.address} is a `{target.alias}`, not an `oci_image`.")
-    parent_spec = target[OciImageParentField].value
-    if not parent_spec:
-        return ImageTarget(target, None)
-    addresses = await Get(
-        Addresses,
-        UnparsedAddressInputs([parent_spec], owning_address=request.address,
-                              description_of_origin=f"the `parent` field of {request.address}"),
-    )
-    return ImageTarget(target, addresses[0])
-
-
-@dataclass(frozen=True)
-class ParentChain:
-    """Addresses from the root image down to the requested one."""
-
-    addresses: tuple[Address, ...]
-
-
-@rule
-async def resolve_parent_chain(request: ImageTargetRequest) -> ParentChain:
-    chain = [request.address]
-    image = await Get(ImageTarget, ImageTargetRequest, request)
-    while image.parent is not None:
-        if image.parent in chain:
-            cycle = " -> ".join(str(a) for a in [*chain, image.parent])
-            raise ImageBuildError(f"The `parent` fields of these images form a cycle: {cycle}. Break it.")
-        parent = await Get(ImageTarget, ImageTargetRequest(image.parent))
-        if not isinstance(parent.target, OciImageTarget):
-            raise ImageBuildError(
-                f"{image.target.address}: its `parent` {image.parent} is a `{parent.target.alias}`, "
-                "not an `oci_image`."
-            )
-        chain.append(image.parent)
-        image = parent
-    return ParentChain(tuple(reversed(chain)))
-
-
 def image_settings(target: Target) -> dict:
     return {
         "env": dict(target[OciImageEnvField].value or {}),
@@ -133,8 +69,16 @@ def list_or_none(value):
     return None if value is None else list(value)
 
 
+def check_layer_budget(address: Address, parent_layers: int, own_layers: int, max_layers: int) -> None:
+    if parent_layers + own_layers > max_layers:
+        raise LayerBudgetExceeded(
+            f"{address} would have {parent_layers + own_layers} layers ({parent_layers} from its parents), "
+            f"more than the {max_layers} allowed. Flatten the image chain or lower `[debian].package_layers_per_image`."
+        )
+
+
 @rule(desc="Build an OCI image")
-async def build_image(request: BuildImageRequest, oci: OciSubsystem) -> BuiltImage:
+async def build_image(request: BuildImageRequest, oci: OciSubsystem, debian: DebianSubsystem) -> BuiltImage:
     chain = await Get(ParentChain, ImageTargetRequest(request.address))
     image = await Get(ImageTarget, ImageTargetRequest(request.address))
     parent = None
@@ -145,8 +89,14 @@ async def build_image(request: BuildImageRequest, oci: OciSubsystem) -> BuiltIma
         UnparsedAddressInputs(image.target[OciImageFilesField].value or (), owning_address=request.address,
                               description_of_origin=f"the `files` field of {request.address}"),
     )
-    files_layer = await Get(OptionalLayer, FilesLayerRequest(request.address, files))
-    own_layers: list[Layer] = [files_layer.layer] if files_layer.layer else []
+    parent_layers = len(parent.layers) if parent else 0
+    package_layers, files_layer = await MultiGet(
+        Get(PackageLayers, ImagePackageLayersRequest(request.address, parent_layers)),
+        Get(OptionalLayer, FilesLayerRequest(request.address, files)),
+    )
+    # Declared files come last so that they override what packages installed.
+    own_layers: list[Layer] = [*package_layers.layers, *([files_layer.layer] if files_layer.layer else [])]
+    check_layer_budget(request.address, parent_layers, len(own_layers), debian.max_layers)
 
     spec = {
         "name": str(request.address),

@@ -23,14 +23,11 @@ from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import HydratedSources, HydrateSourcesRequest, SourcesField, Targets
 
 from oci.action import ActionRequest
+from oci.errors import ImageBuildError
 from oci.subsystem import OciSubsystem
 from oci.target_types import ImageFilesDestinationField, ImageFilesModeField, ImageFilesOwnerField
 
 LAYER_JSON = "layer.json"
-
-
-class ImageBuildError(Exception):
-    """A problem in an image's declaration, reported with the target and what to change."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +79,13 @@ class FilesLayerRequest:
 @dataclass(frozen=True)
 class OptionalLayer:
     layer: Layer | None
+
+
+@dataclass(frozen=True)
+class LayerOutput:
+    """The output of a layer action: `layer.json` and `blobs/sha256/<digest>`."""
+
+    digest: Digest
 
 
 @dataclass(frozen=True)
@@ -166,7 +170,12 @@ async def run_layer_process(request: LayerSpec) -> Layer:
         output_files=(LAYER_JSON,),
         output_directories=("blobs",),
     ))
-    output = result.output_digest
+    return await Get(Layer, LayerOutput(result.output_digest))
+
+
+@rule
+async def read_layer_output(request: LayerOutput) -> Layer:
+    output = request.digest
     json_digest, blob = await MultiGet(
         Get(Digest, DigestSubset(output, PathGlobs([LAYER_JSON]))),
         Get(Digest, DigestSubset(output, PathGlobs(["blobs/**"]))),

@@ -1,6 +1,6 @@
 """The `oci` backend: reproducible OCI images as Pants targets."""
 
-from oci import action, image, layer, package
+from oci import action, chain, debian_lock, image, layer, package, packages
 from oci.target_types import ImageFilesTarget, OciImageTarget
 
 
@@ -9,4 +9,12 @@ def target_types():
 
 
 def rules():
-    return [*action.rules(), *layer.rules(), *image.rules(), *package.rules()]
+    return [
+        *action.rules(),
+        *chain.rules(),
+        *layer.rules(),
+        *image.rules(),
+        *package.rules(),
+        *debian_lock.rules(),
+        *packages.rules(),
+    ]

@@ -59,6 +59,10 @@ class DebianSubsystem(Subsystem):
         default=16 * 1024 * 1024,
         help="Smaller packages are grouped into layers of at most about this many .deb bytes.",
     )
+    package_layers_per_image = IntOption(
+        default=12,
+        help="Most package layers one image adds; more packages share layers instead.",
+    )
     max_layers = IntOption(
         default=127,
         help="Most layers an image may have, its parents' included (overlayfs mounts fail beyond 127).",

@@ -30,7 +30,11 @@ def entry_from_json(value: dict) -> Entry:
 
 
 def build_layer(spec: dict, out_dir: str) -> dict:
-    entries = [entry_from_json(e) for e in spec["entries"]]
+    return write_layer_files([entry_from_json(e) for e in spec["entries"]], spec, out_dir)
+
+
+def write_layer_files(entries: list[Entry], spec: dict, out_dir: str) -> dict:
+    """Write the blob under its digest and `layer.json`, its descriptor; `spec` gives mtime and level."""
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".layer-")
     with os.fdopen(fd, "wb") as out:
         descriptor = write_layer(entries, out, mtime=int(spec.get("mtime", 0)), level=int(spec.get("level", 6)))

@@ -1,0 +1,147 @@
+"""Declarative replacements for what maintainer scripts would write at install time.
+
+Each function takes what the image's packages ship (their file lists and a few
+extracted files) and returns the entries dpkg's postinst scripts would have
+left behind, the same way every time.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
+
+from .tarlayer import FILE, SYMLINK, Entry
+
+MERGED_USR_DIRS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+CA_CERT_DIR = "usr/share/ca-certificates"
+CA_BUNDLE = "etc/ssl/certs/ca-certificates.crt"
+NSSWITCH_TEMPLATE = "usr/share/base-files/nsswitch.conf"
+
+
+def merged_usr(path: str) -> str:
+    """An image path as it is after the /usr merge (`/bin/sh` is `/usr/bin/sh`)."""
+    path = path.lstrip("/")
+    top = path.split("/", 1)[0]
+    return f"usr/{path}" if top in MERGED_USR_DIRS else path
+
+
+@dataclass(frozen=True)
+class AlternativeLink:
+    link: str
+    name: str
+    path: str
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """One `update-alternatives --install` from a postinst, with its slaves."""
+
+    link: str
+    name: str
+    path: str
+    priority: int
+    slaves: tuple[AlternativeLink, ...] = ()
+
+    @classmethod
+    def from_json(cls, value: Mapping) -> "Alternative":
+        return cls(value["link"], value["name"], value["path"], int(value["priority"]),
+                   tuple(AlternativeLink(s["link"], s["name"], s["path"]) for s in value.get("slaves") or ()))
+
+
+def choose_alternatives(candidates: Iterable[Alternative], installed: set[str]) -> list[Alternative]:
+    """update-alternatives' auto mode: per name, the installed candidate of highest priority.
+
+    Ties go to the lexically first path so the choice never depends on install order.
+    """
+    best: dict[str, Alternative] = {}
+    for candidate in candidates:
+        if merged_usr(candidate.path) not in installed:
+            continue
+        current = best.get(candidate.name)
+        if current is None or (-candidate.priority, candidate.path) < (-current.priority, current.path):
+            best[candidate.name] = candidate
+    return [best[name] for name in sorted(best)]
+
+
+def alternative_entries(chosen: Sequence[Alternative], all_candidates: Sequence[Alternative],
+                        installed: set[str]) -> list[Entry]:
+    """The link -> /etc/alternatives/name -> path chains, and dpkg's admin files for them."""
+    entries = []
+    for alternative in chosen:
+        links = [AlternativeLink(alternative.link, alternative.name, alternative.path)]
+        links += [s for s in alternative.slaves if merged_usr(s.path) in installed]
+        for link in links:
+            entries.append(Entry(merged_usr(link.link), SYMLINK, 0o777, target=f"/etc/alternatives/{link.name}"))
+            entries.append(Entry(f"etc/alternatives/{link.name}", SYMLINK, 0o777, target=link.path))
+        same_name = [c for c in all_candidates if c.name == alternative.name and merged_usr(c.path) in installed]
+        entries.append(Entry(f"var/lib/dpkg/alternatives/{alternative.name}", FILE, 0o644,
+                             data=alternatives_admin_file(alternative, same_name)))
+    return entries
+
+
+def alternatives_admin_file(master: Alternative, candidates: Sequence[Alternative]) -> bytes:
+    """The file update-alternatives keeps in /var/lib/dpkg/alternatives, in auto mode."""
+    slave_names = sorted({s.name: s.link for c in candidates for s in c.slaves}.items())
+    lines = ["auto", master.link]
+    for name, link in slave_names:
+        lines += [name, link]
+    lines.append("")
+    for candidate in sorted(set(candidates), key=lambda c: c.path):
+        lines += [candidate.path, str(candidate.priority)]
+        slaves = {s.name: s.path for s in candidate.slaves}
+        lines += [slaves.get(name, "") for name, _ in slave_names]
+    lines.append("")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def ca_bundle(certificates: Mapping[str, bytes]) -> list[Entry]:
+    """update-ca-certificates: every shipped certificate in one bundle, plus a .pem link each.
+
+    `certificates` maps image paths under usr/share/ca-certificates to their PEM bytes.
+    """
+    if not certificates:
+        return []
+    parts = []
+    entries = []
+    for path in sorted(certificates):
+        pem = certificates[path]
+        parts.append(pem if pem.endswith(b"\n") else pem + b"\n")
+        name = posixpath.basename(path)[: -len(".crt")].replace(" ", "_") + ".pem"
+        entries.append(Entry(f"etc/ssl/certs/{name}", SYMLINK, 0o777, target=f"/{path}"))
+    entries.append(Entry(CA_BUNDLE, FILE, 0o644, data=b"".join(parts)))
+    return entries
+
+
+DEFAULT_NSSWITCH = b"""\
+passwd:         files
+group:          files
+shadow:         files
+gshadow:        files
+
+hosts:          files dns
+networks:       files
+
+protocols:      db files
+services:       db files
+ethers:         db files
+rpc:            db files
+
+netgroup:       nis
+"""
+
+
+def nsswitch(template: bytes | None) -> Entry:
+    """base-files' postinst copies its template to /etc/nsswitch.conf when there is none."""
+    return Entry("etc/nsswitch.conf", FILE, 0o644, data=template if template is not None else DEFAULT_NSSWITCH)
+
+
+def localtime(zone: str, installed: set[str]) -> list[Entry]:
+    """tzdata's postinst: /etc/localtime and /etc/timezone for the configured zone."""
+    zone_file = f"usr/share/zoneinfo/{zone}"
+    if zone_file not in installed:
+        return []
+    return [
+        Entry("etc/localtime", SYMLINK, 0o777, target=f"/{zone_file}"),
+        Entry("etc/timezone", FILE, 0o644, data=f"{zone}\n".encode()),
+    ]
