@@ -28,6 +28,16 @@ class OciSubsystem(Subsystem):
         default="amd64",
         help="OCI architecture of the images (the `architecture` of their config).",
     )
+    users_table = StrOption(
+        default="images/users.yaml",
+        help=help_text(
+            """
+            The one table of users and groups with fixed ids. Images pick accounts by name with
+            `users=[...]`; system users that packages create must be listed here too.
+            """
+        ),
+    )
+    timezone = StrOption(default="Etc/UTC", help="Time zone of /etc/localtime in images that install tzdata.")
 
 
 class DebianSubsystem(Subsystem):

@@ -69,6 +69,16 @@ class OciImageEssentialField(BoolField):
     help = "Also install Debian's Essential set (coreutils, grep, sed, ...), usually set on a base image."
 
 
+class OciImageUsersField(StringSequenceField):
+    alias = "users"
+    help = help_text(
+        """
+        Accounts from the users table (`[oci].users_table`) to add to this image and its children:
+        /etc/passwd, /etc/group and /etc/shadow get them with their fixed uid and gid.
+        """
+    )
+
+
 class OciImageEntrypointField(StringSequenceField):
     alias = "entrypoint"
     help = "The image's entrypoint (exec form). Setting it drops an inherited `cmd`."
@@ -161,6 +171,7 @@ class OciImageTarget(Target):
         OciImagePackagesField,
         OciImageRecommendsField,
         OciImageEssentialField,
+        OciImageUsersField,
         OciImageEntrypointField,
         OciImageCmdField,
         OciImageEnvField,
