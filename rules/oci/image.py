@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 
 from pants.engine.addresses import Address, Addresses, UnparsedAddressInputs
-from pants.engine.fs import CreateDigest, Digest, DigestContents, DigestSubset, FileContent, MergeDigests, PathGlobs
+from pants.engine.fs import EMPTY_DIGEST, CreateDigest, Digest, DigestContents, DigestSubset, FileContent, MergeDigests, PathGlobs
 from pants.engine.process import ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import FieldSet, InferDependenciesRequest, InferredDependencies, Target
@@ -18,6 +18,7 @@ from oci.layer import FilesLayerRequest, Layer, OptionalLayer
 from oci.errors import LayerBudgetExceeded
 from oci.packages import ImagePackageLayersRequest, PackageLayers
 from oci.subsystem import DebianSubsystem, OciSubsystem
+from oci.system_layer import SystemLayerRequest
 from oci.target_types import (
     OciImageCmdField,
     OciImageDependenciesField,
@@ -28,6 +29,7 @@ from oci.target_types import (
     OciImageLabelsField,
     OciImageParentField,
     OciImageTagsField,
+    OciImageUsersField,
     OciImageUserField,
     OciImageWorkdirField,
 )
@@ -47,6 +49,8 @@ class BuiltImage:
     image_json: str  # config, manifest descriptor and all layer descriptors, for children
     blobs: Digest  # every layer blob of the image, parents' included
     layout: Digest  # the complete OCI image layout
+    package_metadata: Digest  # packages/*.json and extras/ of every package layer, parents' included
+    users: tuple[str, ...]  # accounts from the users table, parents' included
 
     @property
     def layers(self) -> list[dict]:
@@ -94,8 +98,18 @@ async def build_image(request: BuildImageRequest, oci: OciSubsystem, debian: Deb
         Get(PackageLayers, ImagePackageLayersRequest(request.address, parent_layers)),
         Get(OptionalLayer, FilesLayerRequest(request.address, files)),
     )
-    # Declared files come last so that they override what packages installed.
-    own_layers: list[Layer] = [*package_layers.layers, *([files_layer.layer] if files_layer.layer else [])]
+    package_metadata = await Get(Digest, MergeDigests([
+        parent.package_metadata if parent else EMPTY_DIGEST,
+        *(layer.package_metadata for layer in package_layers.layers),
+    ]))
+    users = tuple(sorted({*(parent.users if parent else ()), *(image.target[OciImageUsersField].value or ())}))
+    system_layers: list[Layer] = []
+    if package_layers.layers or image.target[OciImageUsersField].value:
+        system_layers.append(await Get(Layer, SystemLayerRequest(request.address, package_metadata, users)))
+    # Declared files come last so that they override what packages and the system layer wrote.
+    own_layers: list[Layer] = [
+        *package_layers.layers, *system_layers, *([files_layer.layer] if files_layer.layer else [])
+    ]
     check_layer_budget(request.address, parent_layers, len(own_layers), debian.max_layers)
 
     spec = {
@@ -132,6 +146,8 @@ async def build_image(request: BuildImageRequest, oci: OciSubsystem, debian: Deb
         image_json=image_json,
         blobs=blobs,
         layout=layout,
+        package_metadata=package_metadata,
+        users=users,
     )
 
 

@@ -195,7 +195,7 @@ async def build_package_layer(request: PackageLayerRequest, oci: OciSubsystem) -
         input_digest=input_digest,
         description=f"Build package layer {names} ({len(request.debs)} packages)",
         output_files=("layer.json", "packages.json"),
-        output_directories=("blobs",),
+        output_directories=("blobs", "extras"),
     ))
     return await Get(Layer, LayerOutput(result.output_digest))
 

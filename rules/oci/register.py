@@ -1,11 +1,13 @@
 """The `oci` backend: reproducible OCI images as Pants targets."""
 
-from oci import action, chain, debian_lock, image, layer, package, packages
+from oci import action, chain, debian_lock, image, layer, package, packages, system_layer, users
+from oci import publish, run, tarball, tools
+from oci.tarball import OciImageTarballTarget
 from oci.target_types import ImageFilesTarget, OciImageTarget
 
 
 def target_types():
-    return [OciImageTarget, ImageFilesTarget]
+    return [OciImageTarget, ImageFilesTarget, OciImageTarballTarget]
 
 
 def rules():
@@ -17,4 +19,10 @@ def rules():
         *package.rules(),
         *debian_lock.rules(),
         *packages.rules(),
+        *system_layer.rules(),
+        *users.rules(),
+        *tools.rules(),
+        *publish.rules(),
+        *run.rules(),
+        *tarball.rules(),
     ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pants.option.option_types import IntOption, StrOption
+from pants.option.option_types import DictOption, IntOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import help_text
 
@@ -72,6 +72,37 @@ class DebianSubsystem(Subsystem):
     package_layers_per_image = IntOption(
         default=12,
         help="Most package layers one image adds; more packages share layers instead.",
+    )
+    script_effects = DictOption[str](
+        default={
+            # Replaced by declarations in the system layer.
+            "alternatives": "covered", "accounts": "covered", "ca-certificates": "covered",
+            # Only matter on a booted host or for a package manager, not in an image.
+            "service": "ignore", "boot": "ignore", "machine-id": "ignore", "binfmt": "ignore",
+            "caches": "ignore", "trigger": "ignore", "maintscript-helper": "ignore", "shells": "ignore",
+            "tmpfiles": "ignore", "locales": "ignore",
+            # Debian's ld.so searches the multiarch directories without a cache.
+            "ldconfig": "ignore",
+            # .pyc files are optional: Python compiles on first import when it can write.
+            "byte-compile": "ignore",
+        },
+        help=help_text(
+            """
+            What to do with each kind of maintainer-script effect found in an image's packages:
+            `covered` (the system layer replaces it), `ignore` (an image does not need it) or `error`.
+            Kinds not listed here (filesystem changes, ucf conffiles, diversions, statoverrides,
+            capabilities, pam, and commands not recognized at all) are errors.
+            """
+        ),
+    )
+    accepted_script_effects = DictOption[list](
+        default={},
+        help=help_text(
+            """
+            Per package, effect kinds its scripts have that its images do without, e.g.
+            `{"base-passwd": ["filesystem"]}`: reviewed once, then accepted for every image.
+            """
+        ),
     )
     max_layers = IntOption(
         default=127,

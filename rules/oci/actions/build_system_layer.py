@@ -1,19 +1,23 @@
 """Write an image's system layer: `python -m oci.actions.build_system_layer spec.json`.
 
 What maintainer scripts would have written, made from declarations: accounts,
-the CA bundle, alternatives, nsswitch.conf and the time zone.  The spec lists
-every path the image's packages install, every alternative they offer, the few
-package files these are made from (`extras`: image path -> file in the sandbox)
-and the accounts from the users table.
+the CA bundle, alternatives, nsswitch.conf and the time zone.  The sandbox holds
+`packages/*.json` (what every package of the image installed and what its
+scripts would do) and `extras/` (the few package files these are made from);
+the spec holds the users table, the image's declared users and the policy for
+script effects.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+from dataclasses import dataclass
 
-from .accounts import Accounts, Group, User, merge_accounts, parse_group, parse_passwd
+from .accounts import AccountError, Accounts, Group, User, merge_accounts, parse_group, parse_passwd
 from .build_layer import write_layer_files
+from .deblayer import merged_usr_root_links
 from .sysfiles import (
     CA_CERT_DIR,
     NSSWITCH_TEMPLATE,
@@ -46,8 +50,7 @@ def base_accounts(extras: dict) -> Accounts:
     return Accounts(tuple(parse_passwd(passwd.decode())), tuple(parse_group(group.decode())))
 
 
-def account_entries(spec: dict, extras: dict) -> list[Entry]:
-    table = spec.get("accounts") or {}
+def account_entries(table: dict, extras: dict) -> list[Entry]:
     users = [User(u["name"], int(u["uid"]), int(u["gid"]), u.get("gecos", ""), u.get("home", "/nonexistent"),
                   u.get("shell", "/usr/sbin/nologin")) for u in table.get("users") or ()]
     groups = [Group(g["name"], int(g["gid"])) for g in table.get("groups") or ()]
@@ -60,24 +63,132 @@ def account_entries(spec: dict, extras: dict) -> list[Entry]:
     ]
 
 
+@dataclass(frozen=True)
+class ChainPackages:
+    """What the image's packages (its parents' included) install and what their scripts would do."""
+
+    packages: tuple
+
+    @classmethod
+    def load(cls, directory: str) -> "ChainPackages":
+        packages = []
+        for name in sorted(os.listdir(directory)) if os.path.isdir(directory) else ():
+            with open(os.path.join(directory, name), encoding="utf-8") as f:
+                packages += json.load(f)["packages"]
+        return cls(tuple(sorted(packages, key=lambda p: (p["name"], p["architecture"]))))
+
+    def installed(self) -> set[str]:
+        return {f["path"] for p in self.packages for f in p["files"]}
+
+    def findings(self, kind: str) -> list[tuple[str, dict]]:
+        return [(p["name"], item) for p in self.packages for item in p["maintainer_scripts"][kind]]
+
+
+def extras_in(directory: str) -> dict[str, str]:
+    """Image path -> sandbox path of every package file extracted for this layer."""
+    found = {}
+    for root, _, files in os.walk(directory):
+        for name in files:
+            source = os.path.join(root, name)
+            found[os.path.relpath(source, directory)] = source
+    return found
+
+
+class UncoveredEffect(Exception):
+    pass
+
+
+def check_effects(chain: ChainPackages, policy: dict, accepted: dict) -> list[str]:
+    """Refuse script effects nobody replaces; return notes on the ones that are not needed."""
+    problems, notes = [], []
+    for package, effect in chain.findings("effects") + [(p, dict(e, kind="unrecognized"))
+                                                         for p, e in chain.findings("unrecognized")]:
+        kind = effect["kind"]
+        verdict = "ok" if kind in accepted.get(package, ()) else policy.get(kind, "error")
+        line = f"{package} ({effect['script']}): {kind}: {effect['command']}"
+        if verdict == "error":
+            problems.append(line)
+        elif verdict == "ignore":
+            notes.append(line)
+    if problems:
+        raise UncoveredEffect(
+            "maintainer scripts of this image's packages do things no declaration replaces:\n  "
+            + "\n  ".join(problems)
+            + "\nReplace the effect with image files or packages, or accept it for the package in "
+            "`[debian].accepted_script_effects` (package = [kinds]) if the image does not need it."
+        )
+    return notes
+
+
 def system_entries(spec: dict) -> list[Entry]:
-    extras = dict(spec.get("extras") or {})
-    installed = set(spec.get("installed") or ())
-    candidates = [Alternative.from_json(a) for a in spec.get("alternatives") or ()]
+    chain = ChainPackages.load("packages")
+    extras = extras_in("extras")
+    installed = chain.installed()
+    check_effects(chain, spec.get("effect_policy") or {}, spec.get("accepted_effects") or {})
+    candidates = [Alternative.from_json(a) for _, a in chain.findings("alternatives")]
     certificates = {path: read_extra(extras, path) for path in extras if path.startswith(CA_CERT_DIR + "/")}
-    entries = account_entries(spec, extras)
+    entries = account_entries(table_accounts(spec, chain), extras)
     entries += alternative_entries(choose_alternatives(candidates, installed), candidates, installed)
     entries += ca_bundle({p: c for p, c in certificates.items() if p.endswith(".crt")})
-    entries.append(nsswitch(read_extra(extras, NSSWITCH_TEMPLATE)))
+    if chain.packages:
+        entries.append(nsswitch(read_extra(extras, NSSWITCH_TEMPLATE)))
+        entries += merged_usr_root_links()
     entries += localtime(spec.get("timezone") or "Etc/UTC", installed)
     return entries
+
+
+def table_accounts(spec: dict, chain: ChainPackages) -> dict:
+    """The table's accounts this image needs: those declared, and those its packages create."""
+    table = spec.get("users_table") or {"users": {}, "groups": {}}
+    wanted = set(spec.get("declared_users") or ())
+    missing = []
+    for package, user in chain.findings("users"):
+        if user["name"] in table["users"]:
+            wanted.add(user["name"])
+        elif not base_account(user["name"]):
+            missing.append(f"{package} creates the user {user['name']} ({user['command']})")
+    group_names = {u_group for name in wanted for u_group in table["users"][name]["groups"]}
+    for package, group in chain.findings("groups"):
+        if group["name"] in table["groups"]:
+            group_names.add(group["name"])
+        elif not base_account(group["name"]):
+            missing.append(f"{package} creates the group {group['name']} ({group['command']})")
+    if missing:
+        raise UncoveredEffect(
+            "accounts that packages create are not in the users table " + spec.get("users_table_path", "")
+            + ":\n  " + "\n  ".join(missing) + "\nAdd them there with fixed ids."
+        )
+    users = [table["users"][name] for name in sorted(wanted)]
+    primary = {user["gid"] for user in users}
+    groups = [{"name": n, "gid": gid} for n, gid in sorted(table["groups"].items())
+              if n in group_names or gid in primary]
+    memberships: dict = {}
+    for user in users:
+        for group in user["groups"]:
+            memberships.setdefault(group, []).append(user["name"])
+    return {"users": users, "groups": groups, "memberships": memberships}
+
+
+# Accounts base-passwd's master files already hold; packages "create" them idempotently.
+BASE_ACCOUNTS = {"root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy",
+                 "www-data", "backup", "list", "irc", "_apt", "nobody", "nogroup", "adm", "tty", "disk", "kmem",
+                 "dialout", "fax", "voice", "cdrom", "floppy", "tape", "sudo", "audio", "dip", "operator", "src",
+                 "shadow", "utmp", "video", "sasl", "plugdev", "staff", "users", "gnats"}
+
+
+def base_account(name: str) -> bool:
+    return name in BASE_ACCOUNTS
 
 
 def main(argv: list[str]) -> int:
     spec_path, = argv
     with open(spec_path, encoding="utf-8") as f:
         spec = json.load(f)
-    entries = system_entries(spec)
+    try:
+        entries = system_entries(spec)
+    except (UncoveredEffect, AccountError) as error:
+        print(f"error: {spec.get('image', '')}: {error}", file=sys.stderr)
+        return 1
     result = write_layer_files(entries, spec, ".")
     print(f"{result['diff_id']} {len(entries)} system entries", file=sys.stderr)
     return 0

@@ -15,8 +15,8 @@ import posixpath
 import struct
 import tarfile
 import zlib
-from dataclasses import dataclass, field
-from typing import BinaryIO, Iterable
+from dataclasses import dataclass, field, replace
+from typing import BinaryIO, Callable, Iterable, Tuple
 
 FILE = "file"
 DIR = "dir"
@@ -38,7 +38,9 @@ class Entry:
     """One filesystem object in a layer.
 
     `path` is relative to the image root ("etc/passwd").  A file takes its bytes
-    from `data` or from the host file `source`; links point at `target`.
+    from `data`, from the host file `source`, or from `opener`, a callable giving
+    (stream, size) for content that is neither in memory nor a whole file (a
+    slice of a spool file, say); links point at `target`.
     """
 
     path: str
@@ -51,6 +53,7 @@ class Entry:
     data: bytes | None = field(default=None, repr=False)
     source: str | None = None
     target: str = ""
+    opener: Callable[[], Tuple[BinaryIO, int]] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", normalize_path(self.path))
@@ -125,8 +128,7 @@ def hardlinks_after_targets(ordered: list[Entry]) -> list[Entry]:
         if first == target:
             continue
         content = by_path[target]
-        by_path[first] = Entry(first, FILE, content.mode, content.uid, content.gid, content.uname,
-                               content.gname, content.data, content.source)
+        by_path[first] = replace(content, path=first)
         for name in names:
             if name != first:
                 by_path[name] = Entry(name, HARDLINK, content.mode, content.uid, content.gid,
@@ -149,6 +151,8 @@ def tar_info(entry: Entry, size: int, mtime: int) -> tarfile.TarInfo:
 def open_content(entry: Entry) -> tuple[BinaryIO, int]:
     if entry.data is not None:
         return io.BytesIO(entry.data), len(entry.data)
+    if entry.opener is not None:
+        return entry.opener()
     if entry.source is None:
         raise LayerError(f"{entry.path}: a file needs data or a source")
     stream = open(entry.source, "rb")

@@ -1,0 +1,138 @@
+"""Push one tag of an OCI image layout to a registry with skopeo, and explain failures.
+
+    python -m oci.actions.push_image --skopeo PATH --layout DIR --tag TAG \
+        --registry HOST[:PORT] --repository NAME [--insecure] [--retry-times N]
+
+The manifest goes up byte for byte (`--preserve-digests`), so the digest in the registry is the
+one `pants package` printed; the pushed digest is checked against the layout's.  skopeo skips
+blobs the registry already has, which makes a second publish cheap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from typing import Sequence
+
+# (pattern in skopeo's error, explanation); the first match wins.
+DIAGNOSES = (
+    (re.compile(r"connection refused|no such host|no route to host|network is unreachable|i/o timeout|"
+                r"connection reset|server misbehaving|context deadline exceeded"),
+     "cannot reach the registry {registry}. Check that it is running and that `{registry}` is the right "
+     "host and port in the `registries` field."),
+    (re.compile(r"server gave HTTP response to HTTPS client"),
+     "the registry {registry} speaks plain HTTP. If that is intended (a test registry), add it to "
+     "[oci-publish].insecure_registries."),
+    (re.compile(r"x509:|certificate signed by unknown authority|tls: "),
+     "the TLS certificate of {registry} is not trusted. Put its CA certificate in "
+     "/etc/containers/certs.d/{registry}/ca.crt, or for a test registry add it to [oci-publish].insecure_registries."),
+    (re.compile(r"unauthorized|authentication required|denied|status code 401|status code 403|"
+                r"invalid username/password"),
+     "the registry {registry} refused the push: missing or wrong credentials. Log in with "
+     "`skopeo login {registry}` (or `podman login`), or point REGISTRY_AUTH_FILE at an auth.json; "
+     "[oci-publish].env_vars lists the variables that reach skopeo."),
+    (re.compile(r"manifest invalid|unsupported manifest|manifest unknown|cannot preserve digests|"
+                r"would change the manifest"),
+     "the registry {registry} does not accept this image's OCI manifest unchanged, and publishing never "
+     "rewrites it (the published digest must be the built one)."),
+)
+
+
+class PushError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class PushTarget:
+    skopeo: str
+    layout: str
+    tag: str
+    registry: str
+    repository: str
+    insecure: bool
+    retry_times: int
+
+    @property
+    def reference(self) -> str:
+        return f"{self.registry}/{self.repository}:{self.tag}"
+
+    def skopeo_argv(self, digestfile: str) -> list[str]:
+        tls = ["--dest-tls-verify=false"] if self.insecure else []
+        return [
+            self.skopeo, "copy", "--preserve-digests", f"--retry-times={self.retry_times}",
+            f"--digestfile={digestfile}", *tls,
+            f"oci:{self.layout}:{self.tag}", f"docker://{self.reference}",
+        ]
+
+
+def manifest_digest_for_tag(layout: str, tag: str) -> str:
+    with open(os.path.join(layout, "index.json"), "rb") as f:
+        index = json.load(f)
+    for manifest in index.get("manifests", []):
+        if manifest.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag:
+            return manifest["digest"]
+    raise PushError(f"the layout {layout} has no image tagged {tag!r}")
+
+
+def diagnose(stderr: str, registry: str) -> str:
+    for pattern, explanation in DIAGNOSES:
+        if pattern.search(stderr):
+            return explanation.format(registry=registry)
+    return f"skopeo could not push to {registry}; its message is above."
+
+
+def last_error_line(stderr: str) -> str:
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def push(target: PushTarget) -> str:
+    """Push and return the pushed manifest digest; raise PushError with an explanation on failure."""
+    expected = manifest_digest_for_tag(target.layout, target.tag)
+    with tempfile.TemporaryDirectory() as tmp:
+        digestfile = os.path.join(tmp, "digest")
+        result = subprocess.run(target.skopeo_argv(digestfile), stderr=subprocess.PIPE, text=True)
+        if result.returncode != 0:
+            raise PushError(
+                f"{diagnose(result.stderr, target.registry)}\n  skopeo: {last_error_line(result.stderr)}"
+            )
+        with open(digestfile) as f:
+            pushed = f.read().strip()
+    if pushed != expected:
+        raise PushError(f"the registry stored manifest {pushed}, but the layout's is {expected}")
+    return pushed
+
+
+def parse_args(argv: Sequence[str]) -> PushTarget:
+    parser = argparse.ArgumentParser(prog="push_image")
+    parser.add_argument("--skopeo", required=True)
+    parser.add_argument("--layout", required=True)
+    parser.add_argument("--tag", required=True)
+    parser.add_argument("--registry", required=True)
+    parser.add_argument("--repository", required=True)
+    parser.add_argument("--insecure", action="store_true")
+    parser.add_argument("--retry-times", type=int, default=0)
+    args = parser.parse_args(argv)
+    return PushTarget(args.skopeo, args.layout, args.tag, args.registry, args.repository, args.insecure,
+                      args.retry_times)
+
+
+def main(argv: Sequence[str]) -> int:
+    target = parse_args(argv)
+    try:
+        digest = push(target)
+    except PushError as e:
+        print(f"error: publishing {target.reference} failed: {e}", file=sys.stderr)
+        return 1
+    print(f"Pushed {target.reference}@{digest}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,174 @@
+"""End to end with Debian packages: lock from a signed fixture repository, layers, system files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+import dataclasses
+
+from aptrepo import DEFAULT_PACKAGES, AptRepo, DebSpec, FileSpec, serve_directory  # noqa: F401
+from e2e_repo import layout_files, make_repo, run_pants
+
+pytestmark = pytest.mark.e2e
+
+IMAGES = {
+    "images/users.yaml": "groups: {kolla: 42400, app: 42410}\n"
+                         "users: {app: {uid: 42410, groups: [kolla], home: /var/lib/app}}\n",
+    "images/base/BUILD": 'oci_image(essential=True, packages=["mawk", "ca-certificates"])\n',
+    "images/app/BUILD": 'oci_image(parent="//images/base", packages=["tool"], users=["app"], user="app")\n',
+    "images/plain/BUILD": 'image_files(name="f", sources=["hello"], destination="/srv")\n'
+                          'oci_image(parent="//images/app", files=[":f"])\n',
+    "images/plain/hello": "hello\n",
+}
+
+
+MAWK_POSTINST = """#!/bin/sh
+set -e
+if [ "$1" = configure ]; then
+  update-alternatives --install /usr/bin/awk awk /usr/bin/mawk 5 \\
+    --slave /usr/share/man/man1/awk.1.gz awk.1.gz /usr/share/man/man1/mawk.1.gz
+fi
+"""
+TOOL_POSTINST = """#!/bin/sh
+set -e
+adduser --system --group --home /var/lib/app --no-create-home app
+"""
+CA_FILES = (FileSpec("/usr/share/ca-certificates/fixture/Fixture_Root.crt",
+                     b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"),)
+
+
+def fixture_packages(tool_version: str = "1.0-1") -> list[DebSpec]:
+    """The default fixture, with the maintainer scripts and files the system layer replaces."""
+    changes = {
+        "mawk": dict(files=(FileSpec("/usr/bin/mawk", b"#!fake mawk\n", 0o755),
+                            FileSpec("/usr/share/man/man1/mawk.1.gz", b"man")),
+                     scripts=(("postinst", MAWK_POSTINST),)),
+        "tool": dict(version=tool_version, scripts=(("postinst", TOOL_POSTINST),)),
+        "ca-certificates": dict(files=CA_FILES),
+    }
+    return [dataclasses.replace(spec, **changes.get(spec.name, {})) for spec in DEFAULT_PACKAGES]
+
+
+def sources_yaml(repo: AptRepo, keyring: Path) -> str:
+    return yaml.safe_dump({"architectures": ["amd64"], "sources": [{
+        "name": "fixture", "url": repo.url, "suites": [repo.suite], "components": ["main"], "keyring": str(keyring),
+    }]})
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, apt_keys):
+    root = tmp_path_factory.mktemp("apt")
+    with serve_directory(root) as url:
+        yield root, url, apt_keys
+
+
+def publish(root: Path, url: str, keys, packages) -> AptRepo:
+    return AptRepo(root=root, suite="fixture", key=keys.trusted, packages=tuple(packages), url=url).build(keys.deb_cache)
+
+
+@pytest.fixture(scope="module")
+def built(served, tmp_path_factory):
+    root, url, keys = served
+    apt = publish(root, url, keys, fixture_packages())
+    work = tmp_path_factory.mktemp("pkg")
+    repo = make_repo(work / "repo", {**IMAGES, "3rdparty/debian/sources.yaml": sources_yaml(apt, Path(keys.trusted.keyring))})
+    env = {"XDG_CACHE_HOME": str(work / "xdg")}
+    store = work / "store"
+    lock = run_pants(repo, "generate-lockfiles", "--resolve=debian", store=store, env=env)
+    assert lock.returncode == 0, lock.output
+    package = run_pants(repo, "package", "::", f"--debian-deb-cache={work / 'debs'}", store=store, env=env)
+    assert package.returncode == 0, package.output
+    return repo, apt, lock, package, store, env, work
+
+
+def manifest(layout: Path) -> dict:
+    index = json.loads((layout / "index.json").read_text())
+    return json.loads((layout / "blobs/sha256" / index["manifests"][0]["digest"].split(":")[1]).read_text())
+
+
+def test_lock_pins_every_deb_by_sha256(built):
+    repo, apt, lock_run, *_ = built
+    lock = yaml.safe_load((repo / "3rdparty/debian/lock.yaml").read_text())
+    packages = lock["architectures"]["amd64"]
+    import hashlib
+    for name in ("tool", "libc6", "mawk", "usr-is-merged"):
+        assert packages[name]["sha256"] == hashlib.sha256(apt.debs[name].read_bytes()).hexdigest()
+    assert "usrmerge" not in packages and "gawk" not in packages
+    assert "tool" in lock_run.output  # the diff of a new lock lists what was added
+
+
+def test_layouts_validate_and_child_adds_only_what_parent_lacks(built, tmp_path):
+    repo, *_ = built
+    dist = repo / "dist"
+    for image in ("base", "app", "plain"):
+        layout = dist / f"images.{image}" / image
+        result = subprocess.run(["oci-image-tool", "validate", "--type", "image", str(layout)],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert result.returncode == 0, result.stdout
+    base, app = manifest(dist / "images.base/base"), manifest(dist / "images.app/app")
+    assert app["layers"][: len(base["layers"])] == base["layers"]
+    config = json.loads((dist / "images.app/app/blobs/sha256" / app["config"]["digest"][7:]).read_text())
+    added = " ".join(h["created_by"] for h in config["history"][len(base["layers"]):])
+    assert "tool=1.0-1" in added and "python3=" in added
+    assert "libc6=" not in added and "mawk=" not in added  # already in the parent
+
+
+def test_unpacked_image_has_packages_and_system_files(built, tmp_path):
+    repo, *_ = built
+    bundle = tmp_path / "bundle"
+    result = subprocess.run(["umoci", "unpack", "--rootless", "--image", f"{repo}/dist/images.plain/plain:latest",
+                             str(bundle)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert result.returncode == 0, result.stdout
+    root = bundle / "rootfs"
+    assert os.readlink(root / "bin") == "usr/bin"
+    assert (root / "usr/bin/tool").read_bytes().startswith(b"#!/bin/sh")
+    assert (root / "usr/bin/tool-setuid").stat().st_mode & 0o7777 == 0o4755
+    assert (root / "usr/bin/tool-hardlink").stat().st_ino == (root / "usr/bin/tool").stat().st_ino
+    assert os.readlink(root / "usr/bin/awk") == "/etc/alternatives/awk"
+    assert os.readlink(root / "etc/alternatives/awk") == "/usr/bin/mawk"
+    assert os.readlink(root / "etc/alternatives/awk.1.gz") == "/usr/share/man/man1/mawk.1.gz"
+    assert (root / "var/lib/dpkg/alternatives/awk").read_text().startswith("auto\n/usr/bin/awk\n")
+    assert b"MIIB" in (root / "etc/ssl/certs/ca-certificates.crt").read_bytes()
+    status = (root / "var/lib/dpkg/status.d/tool").read_text()
+    assert "Package: tool\nStatus: install ok installed\n" in status
+    passwd = (root / "etc/passwd").read_text()
+    assert "app:x:42410:42410::/var/lib/app:/usr/sbin/nologin\n" in passwd
+    assert "kolla:x:42400:app\n" in (root / "etc/group").read_text()
+    assert (root / "srv/hello").read_text() == "hello\n"
+
+
+def test_stale_lock_is_refused_with_the_fix(built):
+    repo, _, _, _, store, env, _ = built
+    build_file = repo / "images/app/BUILD"
+    original = build_file.read_text()
+    build_file.write_text(original.replace('["tool"]', '["tool", "gawk"]'))
+    try:
+        run = run_pants(repo, "package", "images/app", store=store, env=env)
+    finally:
+        build_file.write_text(original)
+    assert run.returncode != 0
+    assert "images/app:app" in run.output and "generate-lockfiles --resolve=debian" in run.output
+
+
+def test_package_bump_rebuilds_only_its_layer_and_shows_in_the_diff(built, served):
+    repo, apt, _, _, store, env, work = built
+    root, url, keys = served
+    publish(root, url, keys, fixture_packages(tool_version="1.0-2"))
+    lock = run_pants(repo, "generate-lockfiles", "--resolve=debian", store=store, env=env)
+    assert lock.returncode == 0, lock.output
+    assert "tool" in lock.output and "1.0-1" in lock.output and "1.0-2" in lock.output
+    before = layout_files(repo / "dist/images.base/base")
+    rebuild = run_pants(repo, "package", "::", f"--debian-deb-cache={work / 'debs'}", store=store, env=env)
+    assert rebuild.returncode == 0, rebuild.output
+    layer_runs = {p for p in rebuild.processes if p.startswith("Build package layer")}
+    assert len(layer_runs) == 1, rebuild.processes
+    assert layout_files(repo / "dist/images.base/base") == before
+    app = manifest(repo / "dist/images.app/app")
+    config = json.loads((repo / "dist/images.app/app/blobs/sha256" / app["config"]["digest"][7:]).read_text())
+    assert "tool=1.0-2" in " ".join(h["created_by"] for h in config["history"])
