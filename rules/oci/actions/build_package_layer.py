@@ -29,7 +29,8 @@ EXTRAS_DIR = "extras"
 DEFAULT_EXTRAS = (
     "usr/share/base-passwd/passwd.master",
     "usr/share/base-passwd/group.master",
-    "usr/share/base-files/nsswitch.conf",
+    "usr/share/base-files/",
+    "usr/share/debianutils/shells",
     "usr/share/ca-certificates/",
 )
 

@@ -24,6 +24,7 @@ from .sysfiles import (
     Alternative,
     alternative_entries,
     ca_bundle,
+    installed_templates,
     choose_alternatives,
     localtime,
     nsswitch,
@@ -132,6 +133,7 @@ def system_entries(spec: dict) -> list[Entry]:
     entries += ca_bundle({p: c for p, c in certificates.items() if p.endswith(".crt")})
     if chain.packages:
         entries.append(nsswitch(read_extra(extras, NSSWITCH_TEMPLATE)))
+        entries += installed_templates(lambda path: read_extra(extras, path))
         entries += merged_usr_root_links()
     entries += localtime(spec.get("timezone") or "Etc/UTC", installed)
     return entries

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
-from .tarlayer import FILE, SYMLINK, Entry
+from .tarlayer import DIR, FILE, SYMLINK, Entry
 
 MERGED_USR_DIRS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 CA_CERT_DIR = "usr/share/ca-certificates"
@@ -134,6 +134,28 @@ netgroup:       nis
 def nsswitch(template: bytes | None) -> Entry:
     """base-files' postinst copies its template to /etc/nsswitch.conf when there is none."""
     return Entry("etc/nsswitch.conf", FILE, 0o644, data=template if template is not None else DEFAULT_NSSWITCH)
+
+
+# base-files' postinst installs these templates where nothing is yet; debianutils does /etc/shells.
+TEMPLATES = {
+    "usr/share/base-files/profile": ("etc/profile", 0o644),
+    "usr/share/base-files/dot.profile": ("root/.profile", 0o644),
+    "usr/share/base-files/dot.bashrc": ("root/.bashrc", 0o644),
+    "usr/share/base-files/motd": ("etc/motd", 0o644),
+    "usr/share/base-files/info.dir": ("usr/share/info/dir", 0o644),
+    "usr/share/debianutils/shells": ("etc/shells", 0o644),
+}
+
+
+def installed_templates(read: Callable[[str], bytes | None]) -> list[Entry]:
+    entries = []
+    for template, (path, mode) in sorted(TEMPLATES.items()):
+        content = read(template)
+        if content is not None:
+            entries.append(Entry(path, FILE, mode, data=content))
+    if entries:
+        entries.append(Entry("root", DIR, 0o700))
+    return entries
 
 
 def localtime(zone: str, installed: set[str]) -> list[Entry]:
