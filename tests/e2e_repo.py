@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+EFFECTS_FILE = "3rdparty/debian/accepted-script-effects.yaml"
 
 IMAGES = {
     "images/base/BUILD": """\
@@ -58,6 +59,8 @@ def make_repo(root: Path, files: dict[str, str] = IMAGES) -> Path:
     shutil.copy2(REPO_ROOT / "pants", root / "pants")
     shutil.copy2(REPO_ROOT / "pants.toml", root / "pants.toml")
     shutil.copytree(REPO_ROOT / "rules", root / "rules", ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "3rdparty/debian").mkdir(parents=True)
+    shutil.copy2(REPO_ROOT / EFFECTS_FILE, root / EFFECTS_FILE)  # pants.toml reads it
     for path, content in files.items():
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_text(content)
@@ -105,3 +108,9 @@ def python39_dir() -> str:
         ).returncode == 0:
             return str(directory)
     raise RuntimeError("no python3 that is Python 3.9 found")
+
+
+def stats_counters(output: str) -> dict[str, int]:
+    """The `Counters:` block that `--stats-log` prints at the end of a run."""
+    block = output.split("Counters:", 1)[1] if "Counters:" in output else ""
+    return {name: int(value) for name, value in re.findall(r"^\s+(\w+): (\d+)$", block, re.MULTILINE)}

@@ -6,7 +6,16 @@ import json
 from dataclasses import dataclass
 
 from pants.engine.addresses import Address, Addresses, UnparsedAddressInputs
-from pants.engine.fs import EMPTY_DIGEST, CreateDigest, Digest, DigestContents, DigestSubset, FileContent, MergeDigests, PathGlobs
+from pants.engine.fs import (
+    EMPTY_DIGEST,
+    CreateDigest,
+    Digest,
+    DigestContents,
+    DigestSubset,
+    FileContent,
+    MergeDigests,
+    PathGlobs,
+)
 from pants.engine.process import ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import FieldSet, InferDependenciesRequest, InferredDependencies, Target
@@ -81,49 +90,69 @@ def check_layer_budget(address: Address, parent_layers: int, own_layers: int, ma
         )
 
 
-@rule(desc="Build an OCI image")
-async def build_image(request: BuildImageRequest, oci: OciSubsystem, debian: DebianSubsystem) -> BuiltImage:
-    chain = await Get(ParentChain, ImageTargetRequest(request.address))
-    image = await Get(ImageTarget, ImageTargetRequest(request.address))
-    parent = None
-    if image.parent is not None:
-        parent = await Get(BuiltImage, BuildImageRequest(image.parent))
+@dataclass(frozen=True)
+class OwnLayersRequest:
+    image: ImageTarget
+    parent: BuiltImage | None
+
+
+@dataclass(frozen=True)
+class OwnLayers:
+    """The layers an image adds over its parent, in order, and what later images inherit from it."""
+
+    layers: tuple[Layer, ...]
+    package_metadata: Digest
+    users: tuple[str, ...]
+
+
+@rule(desc="Plan an image's own layers")
+async def own_layers(request: OwnLayersRequest) -> OwnLayers:
+    address, parent, target = request.image.target.address, request.parent, request.image.target
     files = await Get(
         Addresses,
-        UnparsedAddressInputs(image.target[OciImageFilesField].value or (), owning_address=request.address,
-                              description_of_origin=f"the `files` field of {request.address}"),
+        UnparsedAddressInputs(target[OciImageFilesField].value or (), owning_address=address,
+                              description_of_origin=f"the `files` field of {address}"),
     )
-    parent_layers = len(parent.layers) if parent else 0
     package_layers, files_layer = await MultiGet(
-        Get(PackageLayers, ImagePackageLayersRequest(request.address, parent_layers)),
-        Get(OptionalLayer, FilesLayerRequest(request.address, files)),
+        Get(PackageLayers, ImagePackageLayersRequest(address, len(parent.layers) if parent else 0)),
+        Get(OptionalLayer, FilesLayerRequest(address, files)),
     )
     package_metadata = await Get(Digest, MergeDigests([
         parent.package_metadata if parent else EMPTY_DIGEST,
         *(layer.package_metadata for layer in package_layers.layers),
     ]))
-    users = tuple(sorted({*(parent.users if parent else ()), *(image.target[OciImageUsersField].value or ())}))
-    system_layers: list[Layer] = []
-    if package_layers.layers or image.target[OciImageUsersField].value:
-        system_layers.append(await Get(Layer, SystemLayerRequest(request.address, package_metadata, users)))
+    declared_users = target[OciImageUsersField].value or ()
+    users = tuple(sorted({*(parent.users if parent else ()), *declared_users}))
+    system_layers = []
+    if package_layers.layers or declared_users:
+        system_layers.append(await Get(Layer, SystemLayerRequest(address, package_metadata, users)))
     # Declared files come last so that they override what packages and the system layer wrote.
-    own_layers: list[Layer] = [
-        *package_layers.layers, *system_layers, *([files_layer.layer] if files_layer.layer else [])
-    ]
-    check_layer_budget(request.address, parent_layers, len(own_layers), debian.max_layers)
+    files_layers = [files_layer.layer] if files_layer.layer else []
+    return OwnLayers((*package_layers.layers, *system_layers, *files_layers), package_metadata, users)
+
+
+@rule(desc="Build an OCI image")
+async def build_image(request: BuildImageRequest, oci: OciSubsystem, debian: DebianSubsystem) -> BuiltImage:
+    chain = await Get(ParentChain, ImageTargetRequest(request.address))  # refuses cycles before recursing
+    image = await Get(ImageTarget, ImageTargetRequest(request.address))
+    parent = await Get(BuiltImage, BuildImageRequest(image.parent)) if image.parent else None
+    own = await Get(OwnLayers, OwnLayersRequest(image, parent))
+    parent_layers = len(parent.layers) if parent else 0
+    check_layer_budget(request.address, parent_layers, len(own.layers), debian.max_layers)
 
     spec = {
         "name": str(request.address),
         "parent": json.loads(parent.image_json) if parent else None,
-        "layers": [layer.descriptor.to_json() for layer in own_layers],
+        "layers": [layer.descriptor.to_json() for layer in own.layers],
         "settings": image_settings(image.target),
         "created_epoch": oci.source_date_epoch,
         "architecture": oci.architecture,
         "tags": list(image.target[OciImageTagsField].value or ()),
         "annotations": {},
     }
-    spec_file = FileContent("__image_spec.json", json.dumps(spec, sort_keys=True).encode())
-    spec_digest = await Get(Digest, CreateDigest([spec_file]))
+    spec_digest = await Get(Digest, CreateDigest([
+        FileContent("__image_spec.json", json.dumps(spec, sort_keys=True).encode())
+    ]))
     result = await Get(ProcessResult, ActionRequest(
         module="assemble_image",
         argv=("__image_spec.json",),
@@ -132,13 +161,12 @@ async def build_image(request: BuildImageRequest, oci: OciSubsystem, debian: Deb
         output_files=("oci-layout", "index.json", IMAGE_JSON),
         output_directories=("blobs",),
     ))
-    image_json_digest = await Get(Digest, DigestSubset(result.output_digest, PathGlobs([IMAGE_JSON])))
-    metadata = await Get(
-        Digest, DigestSubset(result.output_digest, PathGlobs(["oci-layout", "index.json", "blobs/**"]))
+    image_json_digest, metadata, blobs = await MultiGet(
+        Get(Digest, DigestSubset(result.output_digest, PathGlobs([IMAGE_JSON]))),
+        Get(Digest, DigestSubset(result.output_digest, PathGlobs(["oci-layout", "index.json", "blobs/**"]))),
+        Get(Digest, MergeDigests([*([parent.blobs] if parent else []), *(layer.blob for layer in own.layers)])),
     )
     image_json = (await Get(DigestContents, Digest, image_json_digest))[0].content.decode()
-    parent_blobs = [parent.blobs] if parent else []
-    blobs = await Get(Digest, MergeDigests([*parent_blobs, *(layer.blob for layer in own_layers)]))
     layout = await Get(Digest, MergeDigests([blobs, metadata]))
     return BuiltImage(
         address=request.address,
@@ -146,8 +174,8 @@ async def build_image(request: BuildImageRequest, oci: OciSubsystem, debian: Deb
         image_json=image_json,
         blobs=blobs,
         layout=layout,
-        package_metadata=package_metadata,
-        users=users,
+        package_metadata=own.package_metadata,
+        users=own.users,
     )
 
 
