@@ -129,3 +129,17 @@ def test_invalid_fields_name_the_target(rule_runner):
                                         'oci_image(name="a", files=[":f"])', "a/x": ""})
     with pytest.raises(ExecutionError, match=r"destination.*a:f.*absolute"):
         build(rule_runner, "a:a")
+
+
+def test_layer_budget_overflow_names_the_image_and_the_fix(rule_runner):
+    chain = {"img/BUILD": "\n".join(
+        f'image_files(name="f{i}", sources=["f{i}"], destination="/srv")\n'
+        f'oci_image(name="i{i}", files=[":f{i}"]' + (f', parent=":i{i - 1}")' if i else ")")
+        for i in range(3)
+    )}
+    rule_runner.write_files({**chain, **{f"img/f{i}": str(i) for i in range(3)}})
+    rule_runner.set_options(["--python-bootstrap-search-path=['/usr/bin']", "--debian-max-layers=2"],
+                            env_inherit={"PATH"})
+    assert len(build(rule_runner, "img:i1").layers) == 2
+    with pytest.raises(ExecutionError, match=r"img:i2 would have 3 layers \(2 from its parents\), more than the 2"):
+        build(rule_runner, "img:i2")
