@@ -19,6 +19,7 @@ from pants.testutil.rule_runner import QueryRule, RuleRunner
 
 from oci import register
 from oci.image import BuildImageRequest, BuiltImage, InferOciImageDependencies, OciImageDependenciesInferenceFieldSet
+from oci.platforms import ImageLayout, ImageLayoutRequest
 
 
 @pytest.fixture
@@ -30,6 +31,7 @@ def rule_runner() -> RuleRunner:
             *source_files.rules(),
             *system_binaries.rules(),
             QueryRule(BuiltImage, [BuildImageRequest]),
+            QueryRule(ImageLayout, [ImageLayoutRequest]),
             QueryRule(DigestContents, [Digest]),
             QueryRule(InferredDependencies, [InferOciImageDependencies]),
         ],
@@ -143,3 +145,32 @@ def test_layer_budget_overflow_names_the_image_and_the_fix(rule_runner):
     assert len(build(rule_runner, "img:i1").layers) == 2
     with pytest.raises(ExecutionError, match=r"img:i2 would have 3 layers \(2 from its parents\), more than the 2"):
         build(rule_runner, "img:i2")
+
+
+def test_multi_platform_image_is_an_index_of_per_platform_manifests(rule_runner):
+    rule_runner.write_files({
+        "img/BUILD": 'image_files(name="f", sources=["f"], destination="/srv")\n'
+                     'oci_image(name="base", files=[":f"], platforms=["linux/amd64", "linux/arm64"], tags=["v1"])\n'
+                     'oci_image(name="child", parent=":base", platforms=["linux/arm64"])\n'
+                     'oci_image(name="wider", parent=":child", platforms=["linux/amd64", "linux/arm64"])\n',
+        "img/f": "same bytes on every platform\n",
+    })
+    layout = rule_runner.request(ImageLayout, [ImageLayoutRequest(Address("img", target_name="base"))])
+    contents = {fc.path: fc.content for fc in rule_runner.request(DigestContents, [layout.layout])}
+    index = json.loads(contents["index.json"])
+    assert index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] == "v1"
+    assert index["manifests"][0]["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    assert index["manifests"][0]["digest"] == layout.digest
+    image_index = json.loads(contents["blobs/sha256/" + layout.digest.split(":")[1]])
+    assert [m["platform"] for m in image_index["manifests"]] == [
+        {"architecture": "amd64", "os": "linux"}, {"architecture": "arm64", "os": "linux"}]
+    manifests = [json.loads(contents["blobs/sha256/" + m["digest"].split(":")[1]]) for m in image_index["manifests"]]
+    assert manifests[0]["layers"] == manifests[1]["layers"]  # the files layer is shared
+    configs = [json.loads(contents["blobs/sha256/" + m["config"]["digest"].split(":")[1]]) for m in manifests]
+    assert [c["architecture"] for c in configs] == ["amd64", "arm64"]
+
+    child = rule_runner.request(ImageLayout, [ImageLayoutRequest(Address("img", target_name="child"))])
+    assert child.architectures == ("arm64",)
+    with pytest.raises(ExecutionError, match=r"img:child is built for linux/arm64, but img:wider needs it for "
+                                             r"linux/amd64. Add linux/amd64 to the `platforms` of img:child"):
+        rule_runner.request(ImageLayout, [ImageLayoutRequest(Address("img", target_name="wider"))])

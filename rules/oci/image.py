@@ -23,6 +23,7 @@ from pants.engine.unions import UnionRule
 
 from oci.action import ActionRequest
 from oci.chain import ImageTarget, ImageTargetRequest, ParentChain
+from oci.errors import ImageBuildError
 from oci.layer import FilesLayerRequest, Layer, OptionalLayer
 from oci.errors import LayerBudgetExceeded
 from oci.packages import ImagePackageLayersRequest, PackageLayers
@@ -37,6 +38,7 @@ from oci.target_types import (
     OciImageFilesField,
     OciImageLabelsField,
     OciImageParentField,
+    OciImagePlatformsField,
     OciImageTagsField,
     OciImageUsersField,
     OciImageUserField,
@@ -49,6 +51,7 @@ IMAGE_JSON = "image.json"
 @dataclass(frozen=True)
 class BuildImageRequest:
     address: Address
+    architecture: str = ""  # empty: [oci].architecture
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,7 @@ def check_layer_budget(address: Address, parent_layers: int, own_layers: int, ma
 class OwnLayersRequest:
     image: ImageTarget
     parent: BuiltImage | None
+    architecture: str
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,8 @@ async def own_layers(request: OwnLayersRequest) -> OwnLayers:
                               description_of_origin=f"the `files` field of {address}"),
     )
     package_layers, files_layer = await MultiGet(
-        Get(PackageLayers, ImagePackageLayersRequest(address, len(parent.layers) if parent else 0)),
+        Get(PackageLayers, ImagePackageLayersRequest(address, len(parent.layers) if parent else 0,
+                                                     request.architecture)),
         Get(OptionalLayer, FilesLayerRequest(address, files)),
     )
     package_metadata = await Get(Digest, MergeDigests([
@@ -131,12 +136,26 @@ async def own_layers(request: OwnLayersRequest) -> OwnLayers:
     return OwnLayers((*package_layers.layers, *system_layers, *files_layers), package_metadata, users)
 
 
+def check_platform(image: ImageTarget, architecture: str, default: str, wanted_by: Address) -> None:
+    offered = image.target[OciImagePlatformsField].architectures(default)
+    if architecture not in offered:
+        raise ImageBuildError(
+            f"{image.target.address} is built for linux/{', linux/'.join(offered)}, but {wanted_by} needs it for "
+            f"linux/{architecture}. Add linux/{architecture} to the `platforms` of {image.target.address}."
+        )
+
+
 @rule(desc="Build an OCI image")
 async def build_image(request: BuildImageRequest, oci: OciSubsystem, debian: DebianSubsystem) -> BuiltImage:
     chain = await Get(ParentChain, ImageTargetRequest(request.address))  # refuses cycles before recursing
     image = await Get(ImageTarget, ImageTargetRequest(request.address))
-    parent = await Get(BuiltImage, BuildImageRequest(image.parent)) if image.parent else None
-    own = await Get(OwnLayers, OwnLayersRequest(image, parent))
+    architecture = request.architecture or oci.architecture
+    parent = None
+    if image.parent:
+        check_platform(await Get(ImageTarget, ImageTargetRequest(image.parent)), architecture, oci.architecture,
+                       request.address)
+        parent = await Get(BuiltImage, BuildImageRequest(image.parent, architecture))
+    own = await Get(OwnLayers, OwnLayersRequest(image, parent, architecture))
     parent_layers = len(parent.layers) if parent else 0
     check_layer_budget(request.address, parent_layers, len(own.layers), debian.max_layers)
 
@@ -146,7 +165,7 @@ async def build_image(request: BuildImageRequest, oci: OciSubsystem, debian: Deb
         "layers": [layer.descriptor.to_json() for layer in own.layers],
         "settings": image_settings(image.target),
         "created_epoch": oci.source_date_epoch,
-        "architecture": oci.architecture,
+        "architecture": architecture,
         "tags": list(image.target[OciImageTagsField].value or ()),
         "annotations": {},
     }

@@ -9,7 +9,7 @@ from pants.engine.fs import AddPrefix, Digest
 from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.unions import UnionRule
 
-from oci.image import BuildImageRequest, BuiltImage
+from oci.platforms import ImageLayout, ImageLayoutRequest
 from oci.target_types import OciImageOutputPathField, OciImageTagsField
 
 
@@ -23,13 +23,14 @@ class OciImagePackageFieldSet(PackageFieldSet):
 
 @rule(desc="Package an OCI image layout")
 async def package_oci_image(field_set: OciImagePackageFieldSet) -> BuiltPackage:
-    image = await Get(BuiltImage, BuildImageRequest(field_set.address))
+    image = await Get(ImageLayout, ImageLayoutRequest(field_set.address))
     output_path = field_set.output_path.value_or_default(file_ending=None)
     digest = await Get(Digest, AddPrefix(image.layout, output_path))
     tags = ", ".join(field_set.tags.value or ())
+    platforms = f" ({', '.join(image.architectures)})" if len(image.architectures) > 1 else ""
     return BuiltPackage(
         digest,
-        (BuiltPackageArtifact(output_path, extra_log_lines=(f"    {image.manifest_digest} [{tags}]",)),),
+        (BuiltPackageArtifact(output_path, extra_log_lines=(f"    {image.digest} [{tags}]{platforms}",)),),
     )
 
 

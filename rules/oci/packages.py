@@ -122,6 +122,11 @@ async def image_packages(
     request: ImagePackagesRequest, lock: DebianLock, manifest: SourcesManifest
 ) -> ImagePackages:
     check_lock_matches(lock, manifest, request.request)
+    if request.architecture not in (lock.data.get("architectures") or {}):
+        raise StaleLockError(
+            f"{request.request.address}: {lock.path} has no packages for {request.architecture}. Add it to the "
+            f"`architectures` of {manifest.path} and run `pants generate-lockfiles --resolve=debian`."
+        )
     closure = image_closure(lock, request.request.address, request.architecture)
     inherited = set(image_closure(lock, request.request.parent, request.architecture))
     locked = lock.packages(request.architecture)
@@ -204,6 +209,7 @@ async def build_package_layer(request: PackageLayerRequest, oci: OciSubsystem) -
 class ImagePackageLayersRequest:
     address: Address
     parent_layers: int
+    architecture: str
 
 
 @dataclass(frozen=True)
@@ -230,12 +236,12 @@ def plan_package_groups(
 
 @rule(desc="Plan an image's package layers")
 async def image_package_layers(
-    request: ImagePackageLayersRequest, debian: DebianSubsystem, oci: OciSubsystem
+    request: ImagePackageLayersRequest, debian: DebianSubsystem
 ) -> PackageLayers:
     package_request = await Get(OptionalImagePackageRequest, PackageRequestFor(request.address))
     if package_request.request is None:
         return PackageLayers((), None)
-    packages = await Get(ImagePackages, ImagePackagesRequest(package_request.request, oci.architecture))
+    packages = await Get(ImagePackages, ImagePackagesRequest(package_request.request, request.architecture))
     groups = plan_package_groups(request.address, packages.added, request.parent_layers, debian)
     layers = await MultiGet(Get(Layer, PackageLayerRequest(group)) for group in groups)
     return PackageLayers(tuple(layers), packages)

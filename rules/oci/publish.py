@@ -163,7 +163,7 @@ async def push_oci_image(
     if not jobs:
         reason = "registries" if not field_set.registries.value else "tags"
         return PublishProcesses([
-            PublishPackages(names=(str(field_set.address),), description=f"(no `{reason}` on {field_set.address})")
+            PublishPackages(names=(str(field_set.address),), description=f"(no `{reason}` set)")
         ])
 
     (package,) = request.packages

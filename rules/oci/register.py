@@ -1,7 +1,8 @@
 """The `oci` backend: reproducible OCI images as Pants targets."""
 
-from oci import action, chain, debian_lock, image, layer, package, packages, system_layer, users
+from oci import action, chain, debian_lock, image, layer, package, packages, platforms, system_layer, users
 from oci import publish, run, tarball, tools
+from oci import audit
 from oci.tarball import OciImageTarballTarget
 from oci.target_types import ImageFilesTarget, OciImageTarget
 
@@ -20,9 +21,11 @@ def rules():
         *debian_lock.rules(),
         *packages.rules(),
         *system_layer.rules(),
+        *platforms.rules(),
         *users.rules(),
         *tools.rules(),
         *publish.rules(),
         *run.rules(),
         *tarball.rules(),
+        *audit.rules(),
     ]

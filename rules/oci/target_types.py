@@ -131,6 +131,35 @@ class OciImageTagsField(StringSequenceField):
         return tags
 
 
+PLATFORM_PATTERN = re.compile(r"^linux/(amd64|arm64|armhf|i386|ppc64el|s390x)$")
+
+
+class OciImagePlatformsField(StringSequenceField):
+    alias = "platforms"
+    help = help_text(
+        """
+        Platforms to build, e.g. `["linux/amd64", "linux/arm64"]`. With more than one, `pants package`
+        writes an OCI image index with one manifest per platform; every architecture's packages come
+        from the same lock. Defaults to `linux/<[oci].architecture>`. A parent must offer every
+        platform of its children.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value, address: Address):
+        platforms = super().compute_value(raw_value, address)
+        for platform in platforms or ():
+            if not PLATFORM_PATTERN.match(platform):
+                raise InvalidFieldException(
+                    f"The {cls.alias!r} field of {address} has {platform!r}: use `linux/<debian architecture>`, "
+                    "e.g. linux/amd64 or linux/arm64."
+                )
+        return platforms
+
+    def architectures(self, default: str) -> tuple[str, ...]:
+        return tuple(p.split("/", 1)[1] for p in self.value) if self.value else (default,)
+
+
 class OciImageRegistriesField(StringSequenceField):
     alias = "registries"
     help = help_text(
@@ -180,6 +209,7 @@ class OciImageTarget(Target):
         OciImageLabelsField,
         OciImageExposedPortsField,
         OciImageTagsField,
+        OciImagePlatformsField,
         OciImageRegistriesField,
         OciImageRepositoryField,
         OciImageOutputPathField,
