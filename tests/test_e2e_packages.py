@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 import dataclasses
+import hashlib
 
 from aptrepo import DEFAULT_PACKAGES, AptRepo, DebSpec, FileSpec, serve_directory  # noqa: F401
 from e2e_repo import layout_files, make_repo, run_pants
@@ -20,7 +21,10 @@ pytestmark = pytest.mark.e2e
 IMAGES = {
     "images/users.yaml": "groups: {kolla: 42400, app: 42410}\n"
                          "users: {app: {uid: 42410, groups: [kolla], home: /var/lib/app}}\n",
-    "images/base/BUILD": 'oci_image(essential=True, packages=["mawk", "ca-certificates"])\n',
+    "images/base/BUILD": 'oci_image(essential=True, packages=["mawk", "ca-certificates"], '
+                         'platforms=["linux/amd64", "linux/arm64"])\n',
+    "images/multi/BUILD": 'oci_image(parent="//images/base", packages=["tool"], users=["app"], '
+                          'platforms=["linux/amd64", "linux/arm64"])\n',
     "images/app/BUILD": 'oci_image(parent="//images/base", packages=["tool"], users=["app"], user="app")\n',
     "images/plain/BUILD": 'image_files(name="f", sources=["hello"], destination="/srv")\n'
                           'oci_image(parent="//images/app", files=[":f"])\n',
@@ -52,11 +56,12 @@ def fixture_packages(tool_version: str = "1.0-1") -> list[DebSpec]:
         "tool": dict(version=tool_version, scripts=(("postinst", TOOL_POSTINST),)),
         "ca-certificates": dict(files=CA_FILES),
     }
-    return [dataclasses.replace(spec, **changes.get(spec.name, {})) for spec in DEFAULT_PACKAGES]
+    amd64 = [dataclasses.replace(spec, **changes.get(spec.name, {})) for spec in DEFAULT_PACKAGES]
+    return amd64 + [dataclasses.replace(spec, architecture="arm64") for spec in amd64 if spec.architecture == "amd64"]
 
 
 def sources_yaml(repo: AptRepo, keyring: Path) -> str:
-    return yaml.safe_dump({"architectures": ["amd64"], "sources": [{
+    return yaml.safe_dump({"architectures": ["amd64", "arm64"], "sources": [{
         "name": "fixture", "url": repo.url, "suites": [repo.suite], "components": ["main"], "keyring": str(keyring),
     }]})
 
@@ -69,7 +74,8 @@ def served(tmp_path_factory, apt_keys):
 
 
 def publish(root: Path, url: str, keys, packages) -> AptRepo:
-    return AptRepo(root=root, suite="fixture", key=keys.trusted, packages=tuple(packages), url=url).build(keys.deb_cache)
+    return AptRepo(root=root, suite="fixture", key=keys.trusted, packages=tuple(packages), url=url,
+                   architectures=("amd64", "arm64")).build(keys.deb_cache)
 
 
 @pytest.fixture(scope="module")
@@ -87,18 +93,26 @@ def built(served, tmp_path_factory):
     return repo, apt, lock, package, store, env, work
 
 
-def manifest(layout: Path) -> dict:
-    index = json.loads((layout / "index.json").read_text())
-    return json.loads((layout / "blobs/sha256" / index["manifests"][0]["digest"].split(":")[1]).read_text())
+def blob(layout: Path, digest: str) -> dict:
+    return json.loads((layout / "blobs/sha256" / digest.split(":")[1]).read_text())
+
+
+def manifest(layout: Path, architecture: str = "amd64") -> dict:
+    top = json.loads((layout / "index.json").read_text())["manifests"][0]
+    if top["mediaType"].endswith("index.v1+json"):
+        top = next(m for m in blob(layout, top["digest"])["manifests"] if m["platform"]["architecture"] == architecture)
+    return blob(layout, top["digest"])
 
 
 def test_lock_pins_every_deb_by_sha256(built):
     repo, apt, lock_run, *_ = built
     lock = yaml.safe_load((repo / "3rdparty/debian/lock.yaml").read_text())
-    packages = lock["architectures"]["amd64"]
-    import hashlib
-    for name in ("tool", "libc6", "mawk", "usr-is-merged"):
-        assert packages[name]["sha256"] == hashlib.sha256(apt.debs[name].read_bytes()).hexdigest()
+    for architecture in ("amd64", "arm64"):
+        packages = lock["architectures"][architecture]
+        for name in ("tool", "libc6", "mawk", "usr-is-merged"):
+            served = (apt.root / packages[name]["url"]).read_bytes()
+            assert packages[name]["sha256"] == hashlib.sha256(served).hexdigest()
+            assert packages[name]["architecture"] in (architecture, "all")
     assert "usrmerge" not in packages and "gawk" not in packages
     assert "tool" in lock_run.output  # the diff of a new lock lists what was added
 
@@ -141,6 +155,23 @@ def test_unpacked_image_has_packages_and_system_files(built, tmp_path):
     assert "app:x:42410:42410::/var/lib/app:/usr/sbin/nologin\n" in passwd
     assert "kolla:x:42400:app\n" in (root / "etc/group").read_text()
     assert (root / "srv/hello").read_text() == "hello\n"
+
+
+def test_multi_platform_image_takes_each_architectures_packages_from_the_lock(built, tmp_path):
+    repo, *_ = built
+    layout = repo / "dist/images.multi/multi"
+    result = subprocess.run(["oci-image-tool", "validate", "--type", "image", str(layout)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert result.returncode == 0, result.stdout
+    for architecture in ("amd64", "arm64"):
+        image = manifest(layout, architecture)
+        config = blob(layout, image["config"]["digest"])
+        assert config["architecture"] == architecture
+        history = " ".join(h["created_by"] for h in config["history"])
+        assert "tool=1.0-1" in history
+    amd64_layers = {layer["digest"] for layer in manifest(layout, "amd64")["layers"]}
+    arm64_layers = {layer["digest"] for layer in manifest(layout, "arm64")["layers"]}
+    assert amd64_layers != arm64_layers  # libc6, bash, ... differ by architecture
 
 
 def test_stale_lock_is_refused_with_the_fix(built):
