@@ -30,6 +30,10 @@ from .purl import deb_purl, oci_purl
 SPDX_VERSION = "SPDX-2.3"
 NOASSERTION = "NOASSERTION"
 UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9.-]+")
+# SPDX 2.3 accepts a download URL only with a DNS host name that ends in a letters-only TLD (its validators
+# refuse http://127.0.0.1:8080/...); such a location goes into the comment and the field says NOASSERTION.
+SPDX_DOWNLOAD_URL = re.compile(
+    r"^((git|hg|svn|bzr)\+)?(http|https|ftp|ftps)://[a-z0-9]+([\-.][a-z0-9]+)*\.[a-z]{2,5}(:[0-9]{1,5})?(/.*)?$")
 
 
 def spdx_id(*parts: str) -> str:
@@ -66,19 +70,27 @@ def image_package(image: Mapping, index: int, created: str) -> dict:
     }
 
 
+def download_location(url: str) -> str:
+    return url if url and SPDX_DOWNLOAD_URL.match(url) else NOASSERTION
+
+
 def deb_package(package: Mapping, distro: str, vendor: str) -> dict:
+    url = package.get("download_location") or ""
+    comment = f"Installed by layer {package['layer']}, added by {package['added_by']}."
+    if url and download_location(url) == NOASSERTION:
+        comment += f" Downloaded from {url}."
     value = {
         "SPDXID": deb_id(package),
         "name": package["name"],
         "versionInfo": package["version"],
         "supplier": package.get("supplier") or NOASSERTION,
-        "downloadLocation": package.get("download_location") or NOASSERTION,
+        "downloadLocation": download_location(url),
         "filesAnalyzed": False,
         "checksums": [{"algorithm": "SHA256", "checksumValue": package["deb_sha256"]}],
         "licenseConcluded": NOASSERTION,
         "licenseDeclared": NOASSERTION,
         "copyrightText": NOASSERTION,
-        "comment": f"Installed by layer {package['layer']}, added by {package['added_by']}.",
+        "comment": comment,
         "externalRefs": [purl_ref(deb_purl(package["name"], package["version"], package["architecture"],
                                            distro, vendor))],
     }

@@ -3,6 +3,12 @@ reproducibility checks.  One module per goal, like Pants' own backends; see docs
 
 
 def rules():
-    from oci.audit import facts, origins, provenance, sbom
+    from pants.core.util_rules import distdir  # the goals write under dist/; core registers it too
 
-    return [*facts.rules(), *origins.rules(), *sbom.rules(), *provenance.rules()]
+    from oci.audit import facts, fields, origins, policy, provenance, report, repro, sbom, update_cost
+
+    return [
+        *facts.rules(), *fields.rules(), *origins.rules(),
+        *sbom.rules(), *provenance.rules(), *policy.rules(), *report.rules(), *update_cost.rules(),
+        *repro.rules(), *distdir.rules(),
+    ]

@@ -16,7 +16,7 @@ from pants.engine.addresses import Address
 from pants.engine.fs import EMPTY_DIGEST, Digest, DigestSubset, PathGlobs
 from pants.engine.process import ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
-from pants.engine.target import Target
+from pants.engine.target import AllTargets, Target
 from pants.util.logging import LogLevel
 
 from oci.action import ActionRequest
@@ -25,7 +25,9 @@ from oci.chain import ImageTarget, ImageTargetRequest, ParentChain
 from oci.image import BuildImageRequest, BuiltImage
 from oci.publish import repository_name
 from oci.target_types import (
+    OciImageOutputPathField,
     OciImageParentField,
+    OciImagePlatformsField,
     OciImageRegistriesField,
     OciImageRepositoryField,
     OciImageTagsField,
@@ -100,6 +102,10 @@ class ImageFacts:
         return json.loads(self.config_json)
 
     @property
+    def architecture(self) -> str:
+        return self.config.get("architecture", "")
+
+    @property
     def packages(self) -> tuple[PackageFacts, ...]:
         return tuple(p for layer in self.layers for p in layer.packages)
 
@@ -119,6 +125,7 @@ class ImageFacts:
 @dataclass(frozen=True)
 class ImageFactsRequest:
     address: Address
+    architecture: str = ""  # empty: [oci].architecture
 
 
 @dataclass(frozen=True)
@@ -163,7 +170,9 @@ async def image_facts(request: ImageFactsRequest) -> ImageFacts:
         Get(ParentChain, ImageTargetRequest(request.address)),
         Get(ImageTarget, ImageTargetRequest(request.address)),
     )
-    built = await MultiGet(Get(BuiltImage, BuildImageRequest(address)) for address in chain.addresses)
+    built = await MultiGet(
+        Get(BuiltImage, BuildImageRequest(address, request.architecture)) for address in chain.addresses
+    )
     image = built[-1]
     owners = layer_owners(chain.addresses, [len(b.layers) for b in built])
     summaries = await MultiGet(
@@ -177,6 +186,41 @@ async def image_facts(request: ImageFactsRequest) -> ImageFacts:
     config = json.loads(image.image_json)["config"]
     return ImageFacts(request.address, chain.addresses, ImageNames.of(image_target.target), image.manifest_digest,
                       sha256_digest(canonical_json(config)), json.dumps(config, sort_keys=True), layers)
+
+
+@dataclass(frozen=True)
+class AuditSubject:
+    """One platform of one image, and the dist/ path (without suffix) of its audit files."""
+
+    address: Address
+    architecture: str
+    output_base: str  # e.g. `images.app/app`, or `images.app/app.arm64` for a multi-platform image
+
+
+def audit_subjects(targets: Iterable[Target], default_architecture: str) -> tuple[AuditSubject, ...]:
+    """Every platform of every `oci_image` among `targets`; next to the layout under dist/."""
+    subjects = []
+    for target in image_targets(targets):
+        base = target[OciImageOutputPathField].value_or_default(file_ending=None)
+        architectures = target[OciImagePlatformsField].architectures(default_architecture)
+        for architecture in architectures:
+            suffix = f".{architecture}" if len(architectures) > 1 else ""
+            subjects.append(AuditSubject(target.address, architecture, base + suffix))
+    return tuple(subjects)
+
+
+@dataclass(frozen=True)
+class ParentImages:
+    """Every image that another image of the repository names as its `parent`."""
+
+    addresses: frozenset
+
+
+@rule(desc="Find the images that others build on", level=LogLevel.DEBUG)
+async def parent_images(all_targets: AllTargets) -> ParentImages:
+    images = [t for t in all_targets if t.has_field(OciImageParentField)]
+    resolved = await MultiGet(Get(ImageTarget, ImageTargetRequest(t.address)) for t in images)
+    return ParentImages(frozenset(image.parent for image in resolved if image.parent is not None))
 
 
 def image_targets(targets: Iterable[Target]) -> tuple[Target, ...]:

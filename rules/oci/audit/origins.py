@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pants.engine.rules import collect_rules, rule
 from pants.util.frozendict import FrozenDict
 from pants.version import VERSION as PANTS_VERSION
 
+from oci.audit.lockgraph import LockGraph
 from oci.debian_lock import SourcesManifest
 from oci.packages import DebianLock, locked_deb, mirror_urls
-from oci.subsystem import OciSubsystem
 
 BACKEND_DIR = Path(__file__).resolve().parents[1]
 
@@ -41,15 +41,34 @@ class DebOrigins:
 class DebOriginsRequest:
     """Asked for only by images that have packages: a repository without them needs no lock."""
 
+    architecture: str
+
 
 @rule
-async def deb_origins(_: DebOriginsRequest, lock: DebianLock, manifest: SourcesManifest, oci: OciSubsystem) -> DebOrigins:
+async def deb_origins(request: DebOriginsRequest, lock: DebianLock, manifest: SourcesManifest) -> DebOrigins:
     urls = mirror_urls(manifest)
     origins = {}
-    for name, info in sorted(lock.packages(oci.architecture).items()):
+    for name, info in sorted(lock.packages(request.architecture).items()):
         deb = locked_deb(name, info, urls)
         origins[deb.sha256] = DebOrigin(name, deb.version, deb.sha256, deb.url, str(info["source"]))
     return DebOrigins(FrozenDict(origins), lock.path, lock.sha256, manifest.path, manifest.sha256)
+
+
+@dataclass(frozen=True)
+class LockGraphRequest:
+    architecture: str
+
+
+@dataclass(frozen=True)
+class LockGraphResult:
+    lock_sha256: str
+    architecture: str
+    graph: LockGraph = field(compare=False, hash=False)
+
+
+@rule
+async def lock_graph(request: LockGraphRequest, lock: DebianLock) -> LockGraphResult:
+    return LockGraphResult(lock.sha256, request.architecture, LockGraph.from_lock(lock.data, request.architecture))
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from pants.engine.fs import CreateDigest, Digest, FileContent, MergeDigests, Wor
 from pants.engine.goal import Goal, GoalSubsystem
 from pants.engine.process import ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, goal_rule, rule
-from pants.engine.target import FilteredTargets, WrappedTarget, WrappedTargetRequest
+from pants.engine.target import FilteredTargets
 from pants.option.option_types import StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import help_text
@@ -34,10 +34,9 @@ from pants.vcs.git import GitWorktree, GitWorktreeRequest, MaybeGitWorktree
 
 from oci.action import ActionRequest
 from oci.actions.purl import deb_purl
-from oci.audit.facts import ImageFacts, ImageFactsRequest, image_targets
+from oci.audit.facts import AuditSubject, ImageFacts, ImageFactsRequest, audit_subjects
 from oci.audit.origins import BuilderVersion, DebOrigins, DebOriginsRequest
 from oci.subsystem import OciSubsystem
-from oci.target_types import OciImageOutputPathField
 
 SPEC = "__provenance_spec.json"
 BUILD_TYPE = "https://oci-pants.invalid/build-types/oci-image/v1"
@@ -116,7 +115,7 @@ async def source_revision() -> SourceRevision:
 
 @dataclass(frozen=True)
 class ProvenanceRequest:
-    address: Address
+    subject: AuditSubject
 
 
 @dataclass(frozen=True)
@@ -179,17 +178,17 @@ async def image_provenance(
     request: ProvenanceRequest, settings: ProvenanceSubsystem, oci: OciSubsystem, builder: BuilderVersion,
     revision: SourceRevision,
 ) -> ImageProvenance:
-    facts = await Get(ImageFacts, ImageFactsRequest(request.address))
-    origins = await Get(DebOrigins, DebOriginsRequest()) if facts.packages else None
-    wrapped = await Get(WrappedTarget, WrappedTargetRequest(request.address, description_of_origin="the provenance goal"))
-    path = provenance_path(wrapped.target[OciImageOutputPathField].value_or_default(file_ending=None))
+    subject = request.subject
+    facts = await Get(ImageFacts, ImageFactsRequest(subject.address, subject.architecture))
+    origins = await Get(DebOrigins, DebOriginsRequest(facts.architecture)) if facts.packages else None
+    path = provenance_path(subject.output_base)
     spec = {
         "subjects": subjects(facts),
         "build_type": BUILD_TYPE,
         "external_parameters": {
-            "target": str(request.address),
+            "target": str(subject.address),
             "sourceDateEpoch": oci.source_date_epoch,
-            "architecture": oci.architecture,
+            "architecture": facts.architecture,
             "lockfile": origins.lock_path if origins else None,
         },
         "internal_parameters": {"parentImages": [str(a) for a in facts.chain[:-1]]},
@@ -204,18 +203,18 @@ async def image_provenance(
         module="provenance",
         argv=(SPEC, path),
         input_digest=spec_digest,
-        description=f"Write the provenance of {request.address}",
+        description=f"Write the provenance of {subject.address} ({subject.architecture})",
         output_files=(path,),
     ))
-    return ImageProvenance(request.address, path, result.output_digest)
+    return ImageProvenance(subject.address, path, result.output_digest)
 
 
 @goal_rule
 async def write_provenance(
-    console: Console, workspace: Workspace, targets: FilteredTargets, dist: DistDir
+    console: Console, workspace: Workspace, targets: FilteredTargets, dist: DistDir, oci: OciSubsystem
 ) -> ProvenanceGoal:
-    images = image_targets(targets)
-    statements = await MultiGet(Get(ImageProvenance, ProvenanceRequest(t.address)) for t in images)
+    subjects = audit_subjects(targets, oci.architecture)
+    statements = await MultiGet(Get(ImageProvenance, ProvenanceRequest(subject)) for subject in subjects)
     merged = await Get(Digest, MergeDigests(s.digest for s in statements))
     workspace.write_digest(merged, path_prefix=str(dist.relpath))
     for item in statements:

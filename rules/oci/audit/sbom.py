@@ -18,16 +18,15 @@ from pants.engine.fs import CreateDigest, Digest, FileContent, MergeDigests, Wor
 from pants.engine.goal import Goal, GoalSubsystem
 from pants.engine.process import ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, goal_rule, rule
-from pants.engine.target import FilteredTargets, WrappedTarget, WrappedTargetRequest
+from pants.engine.target import FilteredTargets
 from pants.option.option_types import DictOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import help_text
 
 from oci.action import ActionRequest
-from oci.audit.facts import ImageFacts, ImageFactsRequest, image_targets
+from oci.audit.facts import AuditSubject, ImageFacts, ImageFactsRequest, audit_subjects
 from oci.audit.origins import BuilderVersion, DebOrigins, DebOriginsRequest
 from oci.subsystem import OciSubsystem
-from oci.target_types import OciImageOutputPathField
 
 VENDOR_LABEL = "org.opencontainers.image.vendor"
 SPEC = "__sbom_spec.json"
@@ -39,7 +38,7 @@ class SbomSubsystem(Subsystem):
 
     distro = StrOption(
         default="debian-12",
-        help="The `distro` qualifier of the Debian packages' purls (`pkg:deb/debian/NAME@VERSION?arch=...&distro=...`).",
+        help="The `distro` qualifier of the Debian packages' purls: `pkg:deb/debian/NAME@VERSION?arch=A&distro=D`.",
     )
     vendor = StrOption(default="debian", help="The namespace of the Debian packages' purls.")
     suppliers = DictOption[str](
@@ -84,7 +83,7 @@ class SbomGoal(Goal):
 
 @dataclass(frozen=True)
 class SbomRequest:
-    address: Address
+    subject: AuditSubject
 
 
 @dataclass(frozen=True)
@@ -99,7 +98,7 @@ def sbom_path(output_path: str) -> str:
     return f"{output_path}.spdx.json"
 
 
-def image_entry(facts: ImageFacts, architecture: str) -> dict:
+def image_entry(facts: ImageFacts) -> dict:
     names = facts.names
     labels = (facts.config.get("config") or {}).get("Labels") or {}
     vendor = labels.get(VENDOR_LABEL)
@@ -107,7 +106,7 @@ def image_entry(facts: ImageFacts, architecture: str) -> dict:
         "address": str(facts.address),
         "repository": names.repository,
         "manifest_digest": facts.manifest_digest,
-        "architecture": architecture,
+        "architecture": facts.architecture,
         "repository_url": f"{names.registries[0]}/{names.repository}" if names.registries else "",
         "tag": names.tags[0] if names.tags else "",
         "supplier": f"Organization: {vendor}" if vendor else "",
@@ -148,19 +147,20 @@ def document_entry(facts: ImageFacts, sbom: SbomSubsystem, builder: BuilderVersi
 
 
 @rule(desc="Write an image's SBOM")
-async def image_sbom(
-    request: SbomRequest, sbom: SbomSubsystem, oci: OciSubsystem, builder: BuilderVersion
-) -> ImageSbom:
-    facts = await Get(ImageFacts, ImageFactsRequest(request.address))
-    chain = await MultiGet(Get(ImageFacts, ImageFactsRequest(a)) for a in reversed(facts.chain[:-1]))
-    origins = await Get(DebOrigins, DebOriginsRequest()) if facts.packages else None  # images without packages need no lock
-    wrapped = await Get(WrappedTarget, WrappedTargetRequest(request.address, description_of_origin="the sbom goal"))
-    path = sbom_path(wrapped.target[OciImageOutputPathField].value_or_default(file_ending=None))
+async def image_sbom(request: SbomRequest, sbom: SbomSubsystem, builder: BuilderVersion) -> ImageSbom:
+    subject = request.subject
+    facts = await Get(ImageFacts, ImageFactsRequest(subject.address, subject.architecture))
+    chain = await MultiGet(
+        Get(ImageFacts, ImageFactsRequest(a, subject.architecture)) for a in reversed(facts.chain[:-1])
+    )
+    # Images without packages need no lock (and a repository without packages has none).
+    origins = await Get(DebOrigins, DebOriginsRequest(facts.architecture)) if facts.packages else None
+    path = sbom_path(subject.output_base)
     spec = {
         "document": document_entry(facts, sbom, builder),
         "distro": sbom.distro,
         "vendor": sbom.vendor,
-        "images": [image_entry(f, oci.architecture) for f in (facts, *chain)],
+        "images": [image_entry(f) for f in (facts, *chain)],
         "packages": package_entries(facts, origins, sbom),
     }
     spec_digest = await Get(Digest, CreateDigest([FileContent(SPEC, json.dumps(spec, sort_keys=True).encode())]))
@@ -168,16 +168,18 @@ async def image_sbom(
         module="sbom",
         argv=(SPEC, path),
         input_digest=spec_digest,
-        description=f"Write the SBOM of {request.address}",
+        description=f"Write the SBOM of {subject.address} ({subject.architecture})",
         output_files=(path,),
     ))
-    return ImageSbom(request.address, path, result.output_digest, len(spec["packages"]))
+    return ImageSbom(subject.address, path, result.output_digest, len(spec["packages"]))
 
 
 @goal_rule
-async def write_sboms(console: Console, workspace: Workspace, targets: FilteredTargets, dist: DistDir) -> SbomGoal:
-    images = image_targets(targets)
-    sboms = await MultiGet(Get(ImageSbom, SbomRequest(t.address)) for t in images)
+async def write_sboms(
+    console: Console, workspace: Workspace, targets: FilteredTargets, dist: DistDir, oci: OciSubsystem
+) -> SbomGoal:
+    subjects = audit_subjects(targets, oci.architecture)
+    sboms = await MultiGet(Get(ImageSbom, SbomRequest(subject)) for subject in subjects)
     merged = await Get(Digest, MergeDigests(s.digest for s in sboms))
     workspace.write_digest(merged, path_prefix=str(dist.relpath))
     for item in sboms:
