@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Iterable, Optional, Tuple
+
 import posixpath
 import re
 
@@ -120,7 +122,7 @@ class OciImageTagsField(StringSequenceField):
     help = "Tags written into the layout's index.json as `org.opencontainers.image.ref.name`."
 
     @classmethod
-    def compute_value(cls, raw_value, address: Address):
+    def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address) -> Optional[Tuple[str, ...]]:
         tags = super().compute_value(raw_value, address)
         for tag in tags or ():
             if not TAG_PATTERN.match(tag):
@@ -146,7 +148,7 @@ class OciImagePlatformsField(StringSequenceField):
     )
 
     @classmethod
-    def compute_value(cls, raw_value, address: Address):
+    def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address) -> Optional[Tuple[str, ...]]:
         platforms = super().compute_value(raw_value, address)
         for platform in platforms or ():
             if not PLATFORM_PATTERN.match(platform):
@@ -239,7 +241,7 @@ class ImageFilesDestinationField(StringField):
     )
 
     @classmethod
-    def compute_value(cls, raw_value, address: Address):
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
         value = super().compute_value(raw_value, address)
         if not value.startswith("/") or ".." in value.split("/"):
             raise InvalidFieldException(
@@ -258,7 +260,7 @@ class ImageFilesModeField(StringField):
     )
 
     @classmethod
-    def compute_value(cls, raw_value, address: Address):
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
         value = super().compute_value(raw_value, address)
         if value is not None and not re.match(r"^0?[0-7]{3,4}$", value):
             raise InvalidFieldException(
@@ -273,7 +275,7 @@ class ImageFilesOwnerField(StringField):
     help = "Numeric `uid:gid` that owns the files in the image."
 
     @classmethod
-    def compute_value(cls, raw_value, address: Address):
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
         value = super().compute_value(raw_value, address)
         if not OWNER_PATTERN.match(value):
             raise InvalidFieldException(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Iterable, Optional, Tuple
+
 import re
 
 from pants.engine.addresses import Address
@@ -47,7 +49,7 @@ class OciImagePolicyAllowField(StringSequenceField):
     )
 
     @classmethod
-    def compute_value(cls, raw_value, address: Address):
+    def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address) -> Optional[Tuple[str, ...]]:
         value = super().compute_value(raw_value, address)
         unknown = sorted(set(value or ()) - set(POLICY_RULES))
         if unknown:
@@ -69,7 +71,7 @@ class OciImageMaxSizeField(StringField):
     )
 
     @classmethod
-    def compute_value(cls, raw_value, address: Address):
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
         value = super().compute_value(raw_value, address)
         if value is not None:
             try:
