@@ -154,3 +154,20 @@ def test_parent_must_be_in_the_request(apt_repo):
     images = {"//:child": {"packages": ["bash"], "recommends": False, "essential": False, "parent": "//:gone"}}
     with pytest.raises(LockRequestError, match="its parent //:gone is not among the images"):
         build_lock(lock_request(apt_repo, images), log=QUIET)
+
+
+def test_a_child_never_changes_its_parents_choices(apt_repo):
+    # `tool` needs awk; the child asks for gawk. Resolved together, gawk would satisfy the base's
+    # awk too and the base's layers would change whenever a leaf image is added.
+    images = {
+        "//base": {"packages": ["tool"], "recommends": False, "essential": False, "parent": None},
+        "//leaf": {"packages": ["gawk"], "recommends": False, "essential": False, "parent": "//base"},
+    }
+    alone = build_lock(lock_request(apt_repo, {"//base": images["//base"]}), log=QUIET)
+    both = build_lock(lock_request(apt_repo, images), log=QUIET)
+    base_closure = both["images"]["//base"]["amd64"]["closure"]
+    assert base_closure == alone["images"]["//base"]["amd64"]["closure"]
+    assert "mawk" in base_closure and "gawk" not in base_closure
+    leaf_closure = both["images"]["//leaf"]["amd64"]["closure"]
+    assert set(base_closure) < set(leaf_closure) and "gawk" in leaf_closure
+    assert both["architectures"]["amd64"]["tool"]["depends"] == alone["architectures"]["amd64"]["tool"]["depends"]

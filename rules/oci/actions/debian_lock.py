@@ -43,14 +43,27 @@ def build_lock(request: Mapping, cache_dir: Optional[str] = None, log: Log = log
                   "requests": {address: dict(image) for address, image in images.items()}}
     for architecture in architectures:
         universe = load_universe(sources, architecture, cache_dir, log)
-        resolution = resolve_images(universe, images)
-        log(f"{architecture}: {len(resolution.packages)} packages for {len(images)} images")
-        lock["architectures"][architecture] = {
-            name: locked_package(record, resolution) for name, record in resolution.packages.items()
-        }
-        for address in images:
-            lock["images"][address][architecture] = image_entry(resolution, images, address)
+        packages: dict = {}
+        for address in parents_first(images):
+            image = images[address]
+            parent = image.get("parent")
+            inherited = lock["images"][parent][architecture]["closure"] if parent else []
+            resolution = resolve_image(universe, image, inherited)
+            lock["images"][address][architecture] = image_entry(resolution, image)
+            for name, record in resolution.packages.items():
+                # The image that first chose a package (an ancestor, by the order) records its edges.
+                packages.setdefault(name, locked_package(record, resolution))
+        lock["architectures"][architecture] = dict(sorted(packages.items()))
+        log(f"{architecture}: {len(packages)} packages for {len(images)} images")
     return lock
+
+
+def parents_first(images: Mapping[str, Mapping]) -> List[str]:
+    """Image addresses ordered so that each comes after its parent; ties by address."""
+    def depth(address: str) -> int:
+        parent = images[address].get("parent")
+        return 0 if not parent else 1 + depth(parent)
+    return sorted(images, key=lambda address: (depth(address), address))
 
 
 def check_parents(images: Mapping[str, Mapping]) -> None:
@@ -76,34 +89,21 @@ def load_universe(sources: Sequence[AptSource], architecture: str, cache_dir: Op
     return Universe.from_records(newest_by_name(records).values())
 
 
-def resolve_images(universe: Universe, images: Mapping[str, Mapping]) -> Resolution:
-    """One resolution for the union of all images' requests, in a fixed (sorted) order."""
-    requests = sorted({text for image in images.values() for text in image.get("packages") or ()})
+def resolve_image(universe: Universe, image: Mapping, inherited: Sequence[str]) -> Resolution:
+    """One image's packages on top of its parent's closure, which it may use but never changes."""
     return resolve(
         universe,
-        requests,
-        include_recommends=any(image.get("recommends") for image in images.values()),
-        include_essential=any(image.get("essential") for image in images.values()),
+        sorted(image.get("packages") or ()),
+        include_recommends=bool(image.get("recommends")),
+        include_essential=bool(image.get("essential")),
+        inherited=inherited,
     )
 
 
-def image_entry(resolution: Resolution, images: Mapping[str, Mapping], address: str) -> dict:
+def image_entry(resolution: Resolution, image: Mapping) -> dict:
     """What the image asks for itself (resolved names) and its whole closure, parents included."""
-    image = images[address]
     requested = sorted({resolution.requested[text] for text in image.get("packages") or ()})
-    return {"requested": requested, "closure": image_closure(resolution, images, address)}
-
-
-def image_closure(resolution: Resolution, images: Mapping[str, Mapping], address: Optional[str]) -> List[str]:
-    closure: set = set()
-    while address:
-        image = images[address]
-        roots = [resolution.requested[text] for text in image.get("packages") or ()]
-        if image.get("essential"):
-            roots.extend(resolution.essential)
-        closure.update(resolution.closure(roots, follow_recommends=bool(image.get("recommends"))))
-        address = image.get("parent")
-    return sorted(closure)
+    return {"requested": requested, "closure": sorted(resolution.packages)}
 
 
 def locked_package(record: PackageRecord, resolution: Resolution) -> dict:

@@ -173,9 +173,16 @@ def parse_request(text: str) -> Alternatives:
 
 
 def resolve(universe: Universe, requests: Sequence[str], include_recommends: bool = False,
-            include_essential: bool = False, preferences: Sequence[str] = DEFAULT_PREFERENCES) -> Resolution:
-    """Choose packages for `requests` and everything they depend on; see the module docstring."""
+            include_essential: bool = False, preferences: Sequence[str] = DEFAULT_PREFERENCES,
+            inherited: Sequence[str] = ()) -> Resolution:
+    """Choose packages for `requests` and everything they depend on; see the module docstring.
+
+    `inherited` packages (a parent image's closure) count as chosen already: alternatives
+    prefer them and they are not resolved again, so a child never changes its parent's choices.
+    """
     resolver = _Resolver(universe, include_recommends, tuple(preferences))
+    for name in sorted(inherited):
+        resolver.chosen[name] = None
     requested = {text: resolver.add_request(text) for text in requests}
     essential = universe.essential() if include_essential else []
     for name in essential:
