@@ -33,6 +33,7 @@ from pants.util.strutil import help_text
 
 from oci.action import ActionRequest
 from oci.image import BuildImageRequest, BuiltImage
+from oci.platforms import ImageLayout, ImageLayoutRequest
 from oci.publish import repository_name
 from oci.subsystem import OciSubsystem
 from oci.target_types import OciImageRepositoryField, OciImageTagsField
@@ -179,13 +180,36 @@ def archive_argv(field_set: OciImageTarballFieldSet, output: str, repo_tags: tup
     return ("--format", field_set.format.value, "--layout", LAYOUT_DIR, "--output", output, f"--mtime={mtime}", *tags)
 
 
+@dataclass(frozen=True)
+class ArchiveSourceRequest:
+    address: Address
+    format: str
+
+
+@dataclass(frozen=True)
+class ArchiveSource:
+    layout: Digest
+    digest: str  # what the archive's image is known by: a manifest or an image index
+
+
+@rule
+async def archive_source(request: ArchiveSourceRequest) -> ArchiveSource:
+    """A docker-archive holds one image: [oci].architecture's. An oci-archive is the whole layout,
+    every platform of a multi-platform image included."""
+    if request.format == "docker-archive":
+        built = await Get(BuiltImage, BuildImageRequest(request.address))
+        return ArchiveSource(built.layout, built.manifest_digest)
+    layout = await Get(ImageLayout, ImageLayoutRequest(request.address))
+    return ArchiveSource(layout.layout, layout.digest)
+
+
 @rule(desc="Package an OCI image tarball")
 async def package_oci_image_tarball(field_set: OciImageTarballFieldSet, oci: OciSubsystem) -> BuiltPackage:
     image = (await Get(TarballImage, TarballImageRequest(field_set))).target
-    built = await Get(BuiltImage, BuildImageRequest(image.address))
     repo_tags = archive_repo_tags(field_set, image)
+    source = await Get(ArchiveSource, ArchiveSourceRequest(image.address, field_set.format.value))
     output = field_set.output_path.value_or_default(file_ending="tar")
-    layout = await Get(Digest, AddPrefix(built.layout, LAYOUT_DIR))
+    layout = await Get(Digest, AddPrefix(source.layout, LAYOUT_DIR))
     result = await Get(ProcessResult, ActionRequest(
         module="write_archive",
         argv=archive_argv(field_set, output, repo_tags, oci.source_date_epoch),
@@ -196,7 +220,7 @@ async def package_oci_image_tarball(field_set: OciImageTarballFieldSet, oci: Oci
     names = f" [{', '.join(repo_tags)}]" if repo_tags else ""
     return BuiltPackage(
         result.output_digest,
-        (BuiltPackageArtifact(output, extra_log_lines=(f"    {built.manifest_digest}{names}",)),),
+        (BuiltPackageArtifact(output, extra_log_lines=(f"    {source.digest}{names}",)),),
     )
 
 

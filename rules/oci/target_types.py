@@ -176,9 +176,6 @@ class OciImageRepositoryField(StringField):
     alias = "repository"
     help = "Repository name in the registries. Defaults to the target name."
 
-    def value_or_default(self) -> str:
-        return self.value or self.address.target_name
-
 
 class OciImageOutputPathField(OutputPathField):
     help = help_text(

@@ -3,8 +3,9 @@
     python -m oci.actions.push_image --skopeo PATH --layout DIR --tag TAG \
         --registry HOST[:PORT] --repository NAME [--insecure] [--retry-times N]
 
-The manifest goes up byte for byte (`--preserve-digests`), so the digest in the registry is the
-one `pants package` printed; the pushed digest is checked against the layout's.  skopeo skips
+The manifest (or, for a multi-platform image, the image index and every platform's manifest)
+goes up byte for byte (`--preserve-digests`), so the digest in the registry is the one
+`pants package` printed; the pushed digest is checked against the layout's.  skopeo skips
 blobs the registry already has, which makes a second publish cheap.
 """
 
@@ -19,6 +20,8 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from typing import Sequence
+
+from .ocilayout import INDEX_MEDIA_TYPE
 
 # (pattern in skopeo's error, explanation); the first match wins.
 DIAGNOSES = (
@@ -62,21 +65,31 @@ class PushTarget:
     def reference(self) -> str:
         return f"{self.registry}/{self.repository}:{self.tag}"
 
-    def skopeo_argv(self, digestfile: str) -> list[str]:
+    def skopeo_argv(self, digestfile: str, all_platforms: bool) -> list[str]:
         tls = ["--dest-tls-verify=false"] if self.insecure else []
+        # Without --all skopeo would push only the host's platform of a multi-platform image.
+        platforms = ["--all"] if all_platforms else []
         return [
             self.skopeo, "copy", "--preserve-digests", f"--retry-times={self.retry_times}",
-            f"--digestfile={digestfile}", *tls,
+            f"--digestfile={digestfile}", *tls, *platforms,
             f"oci:{self.layout}:{self.tag}", f"docker://{self.reference}",
         ]
 
 
-def manifest_digest_for_tag(layout: str, tag: str) -> str:
+@dataclass(frozen=True)
+class Tagged:
+    """What a tag of the layout points at: one image manifest, or an index over platforms."""
+
+    digest: str
+    is_index: bool
+
+
+def tagged(layout: str, tag: str) -> Tagged:
     with open(os.path.join(layout, "index.json"), "rb") as f:
         index = json.load(f)
-    for manifest in index.get("manifests", []):
-        if manifest.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag:
-            return manifest["digest"]
+    for descriptor in index.get("manifests", []):
+        if descriptor.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag:
+            return Tagged(descriptor["digest"], descriptor.get("mediaType") == INDEX_MEDIA_TYPE)
     raise PushError(f"the layout {layout} has no image tagged {tag!r}")
 
 
@@ -94,18 +107,18 @@ def last_error_line(stderr: str) -> str:
 
 def push(target: PushTarget) -> str:
     """Push and return the pushed manifest digest; raise PushError with an explanation on failure."""
-    expected = manifest_digest_for_tag(target.layout, target.tag)
+    expected = tagged(target.layout, target.tag)
     with tempfile.TemporaryDirectory() as tmp:
         digestfile = os.path.join(tmp, "digest")
-        result = subprocess.run(target.skopeo_argv(digestfile), stderr=subprocess.PIPE, text=True)
+        result = subprocess.run(target.skopeo_argv(digestfile, expected.is_index), stderr=subprocess.PIPE, text=True)
         if result.returncode != 0:
             raise PushError(
                 f"{diagnose(result.stderr, target.registry)}\n  skopeo: {last_error_line(result.stderr)}"
             )
         with open(digestfile) as f:
             pushed = f.read().strip()
-    if pushed != expected:
-        raise PushError(f"the registry stored manifest {pushed}, but the layout's is {expected}")
+    if pushed != expected.digest:
+        raise PushError(f"the registry stored manifest {pushed}, but the layout's is {expected.digest}")
     return pushed
 
 

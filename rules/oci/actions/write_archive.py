@@ -7,8 +7,8 @@ docker-archive: `manifest.json` (config, RepoTags, layers) and the blobs it name
   layout Docker itself writes since 25.0 (`blobs/sha256/<hex>`).  Layers stay gzip-compressed;
   podman and docker decompress them on load.  No `index.json`, so loaders cannot mistake it
   for an OCI archive and name the image after a bare tag.
-oci-archive: the layout itself (`oci-layout`, `index.json`, `blobs/`), for `skopeo copy
-  oci-archive:FILE:TAG ...` and other OCI-layout readers.
+oci-archive: the layout itself (`oci-layout`, `index.json`, `blobs/`, every platform of a
+  multi-platform image), for `skopeo copy oci-archive:FILE:TAG ...` and other OCI-layout readers.
 
 Written with the normalized tar writer, so the same layout gives the same bytes.
 """
