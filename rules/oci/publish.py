@@ -102,7 +102,6 @@ class PushJob:
 
 
 def repository_name(field: OciImageRepositoryField, address: Address) -> str:
-    # Not field.value_or_default(): plain fields carry no address in Pants 2.17.
     return field.value or address.target_name
 
 
