@@ -198,7 +198,11 @@ def test_package_bump_rebuilds_only_its_layer_and_shows_in_the_diff(built, serve
     rebuild = run_pants(repo, "package", "::", f"--debian-deb-cache={work / 'debs'}", store=store, env=env)
     assert rebuild.returncode == 0, rebuild.output
     layer_runs = {p for p in rebuild.processes if p.startswith("Build package layer")}
-    assert len(layer_runs) == 1, rebuild.processes
+    assert {run.rsplit(", ", 1)[1] for run in layer_runs} == {"amd64)", "arm64)"}, rebuild.processes
+    assert len(layer_runs) == 2, rebuild.processes  # the one group holding tool, per architecture
+    assembled = {p.split(" (")[0] for p in rebuild.processes if p.startswith("Assemble")}
+    assert assembled == {"Assemble images/app:app", "Assemble images/plain:plain", "Assemble images/multi:multi",
+                         "Assemble the image index of images/multi:multi"}, rebuild.processes
     assert layout_files(repo / "dist/images.base/base") == before
     app = manifest(repo / "dist/images.app/app")
     config = json.loads((repo / "dist/images.app/app/blobs/sha256" / app["config"]["digest"][7:]).read_text())

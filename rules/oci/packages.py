@@ -181,6 +181,11 @@ class PackageLayerRequest:
     debs: tuple[LockedDeb, ...]
 
 
+def layer_architecture(debs: tuple[LockedDeb, ...]) -> str:
+    specific = sorted({deb.architecture for deb in debs} - {"all"})
+    return "/".join(specific) or "all"
+
+
 @rule(desc="Build a package layer")
 async def build_package_layer(request: PackageLayerRequest, oci: OciSubsystem) -> Layer:
     fetched = await MultiGet(Get(Digest, CachedDebRequest(deb)) for deb in request.debs)
@@ -198,7 +203,7 @@ async def build_package_layer(request: PackageLayerRequest, oci: OciSubsystem) -
         module="build_package_layer",
         argv=("__package_layer.json",),
         input_digest=input_digest,
-        description=f"Build package layer {names} ({len(request.debs)} packages)",
+        description=f"Build package layer {names} ({len(request.debs)} packages, {layer_architecture(request.debs)})",
         output_files=("layer.json", "packages.json"),
         output_directories=("blobs", "extras"),
     ))
