@@ -49,3 +49,27 @@ def test_real_python_image_runs_and_rebuilds_identically(tmp_path):
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == '["OpenSSL"]'
+
+
+def qemu_aarch64_registered() -> bool:
+    return Path("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists()
+
+
+@pytest.mark.skipif(shutil.which("podman") is None or not qemu_aarch64_registered(),
+                    reason="needs podman and qemu-user-static registered for aarch64 (binfmt_misc)")
+def test_arm64_image_from_the_same_lock_runs_under_qemu(tmp_path):
+    sources = IMAGES["3rdparty/debian/sources.yaml"].replace("architectures: [amd64]",
+                                                            "architectures: [amd64, arm64]")
+    files = {**IMAGES, "3rdparty/debian/sources.yaml": sources,
+             "images/python/BUILD": 'oci_image(packages=["base-files", "libc6", "python3"], '
+                                    'entrypoint=["/usr/bin/python3"], platforms=["linux/amd64", "linux/arm64"])\n'}
+    repo = make_repo(tmp_path / "repo", files)
+    for goal in (("generate-lockfiles", "--resolve=debian"), ("package", "::")):
+        run = run_pants(repo, *goal, store=tmp_path / "store")
+        assert run.returncode == 0, run.output
+    layout = repo / "dist/images.python/python"
+    run = subprocess.run([*PODMAN, "--platform", "linux/arm64", f"oci:{layout}:latest", "-c",
+                          "import platform; print(platform.machine())"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "aarch64"
