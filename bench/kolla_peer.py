@@ -136,6 +136,16 @@ def accounts_line(users: dict, names: Sequence[str]) -> str:
     return "RUN " + " && \\\n    ".join(commands)
 
 
+def effective_user(target: dict, targets: Dict[str, dict]) -> Optional[str]:
+    """The image's user, or the one it inherits (a `USER root` above must not change it)."""
+    while target:
+        if target.get("user"):
+            return target["user"]
+        parent = parent_address(target)
+        target = targets.get(parent) if parent else None
+    return None
+
+
 def write_context(ctx: Path, target: dict, targets: Dict[str, dict], repo: Path, users: dict, all_users: Sequence[str],
                   apt_cache: str, pins: Sequence[str] = ()) -> None:
     if ctx.exists():
@@ -143,6 +153,8 @@ def write_context(ctx: Path, target: dict, targets: Dict[str, dict], repo: Path,
     ctx.mkdir(parents=True)
     parent = parent_address(target)
     lines = [f"FROM {'localhost/kolla/' + image_name(parent) if parent else 'localhost/debian:bookworm-mm'}"]
+    if parent:
+        lines.append("USER root")  # as Kolla's Dockerfiles do: the parent may end as a service account
     if not parent and all_users:
         lines.append(accounts_line(users, all_users))
     packages = list(target.get("packages") or [])
@@ -166,8 +178,9 @@ def write_context(ctx: Path, target: dict, targets: Dict[str, dict], repo: Path,
         lines.append("EXPOSE " + " ".join(target["exposed_ports"]))
     if target.get("workdir"):
         lines.append(f"WORKDIR {target['workdir']}")
-    if target.get("user"):
-        lines.append(f"USER {target['user']}")
+    user = effective_user(target, targets)
+    if user:
+        lines.append(f"USER {user}")
     if target.get("entrypoint") is not None:
         lines.append(f"ENTRYPOINT {json.dumps(target['entrypoint'])}")
     if target.get("cmd") is not None:
