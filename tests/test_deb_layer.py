@@ -644,3 +644,53 @@ def test_tokenizer_keeps_quotes_and_substitutions_in_words():
     tokens = tokenize("""echo "a $(printf ')' "x") b" 'c d'\\\n  e # comment\n""")
     assert tokens == [("word", "echo"), ("word", "a $(printf ')' \"x\") b"), ("word", "c d"), ("word", "e"),
                       ("op", "\n")]
+
+
+# ---------------------------------------------------------------- path filters (dpkg's path-exclude)
+
+
+def filtered_layer(debs, tmp_path, excludes, includes=()):
+    spec = dict(layer_spec(debs, ["tool", "libother"]), path_filter={"excludes": excludes, "includes": includes})
+    return build(tmp_path, spec)
+
+
+def test_path_filter_leaves_out_files_and_emptied_dirs(debs, tmp_path):
+    _, blob, packages_json, _ = filtered_layer(debs, tmp_path, ["/usr/share/tool/*", "/usr/share/common*"],
+                                               ["/usr/share/tool/data.txt"])
+    members, read = tar_of(blob)
+    assert read("usr/share/tool/data.txt") == b"data\n"
+    assert "usr/share/tool/long-link" not in members and LONG_FILE not in members
+    assert LONG_DIR not in members  # excluded and emptied
+    assert "usr/share/common" not in members and "usr/share/common/same.txt" not in members
+    assert "usr/share/tool" in members  # still holds data.txt
+    # dpkg's database lists every file of the package, as dpkg does under path-exclude ...
+    listed = read("var/lib/dpkg/info/tool.list").decode().splitlines()
+    assert "/" + LONG_FILE in listed and "/usr/share/tool/long-link" in listed
+    # ... while packages.json says what the layer holds, for conflict checks and size reports.
+    tool_files = {f["path"] for p in packages_json["packages"] if p["name"] == "tool" for f in p["files"]}
+    assert LONG_FILE not in tool_files and "usr/share/tool/data.txt" in tool_files
+
+
+def test_path_filter_keeps_the_content_of_a_hardlink_that_stays(debs, tmp_path):
+    _, blob, packages_json, _ = filtered_layer(debs, tmp_path, ["/usr/bin/tool-a"])
+    members, read = tar_of(blob)
+    assert "usr/bin/tool-a" not in members
+    assert members["usr/bin/tool-z"].isreg() and read("usr/bin/tool-z") == b"the same inode\n"
+    tool_files = {f["path"]: f for p in packages_json["packages"] if p["name"] == "tool" for f in p["files"]}
+    assert tool_files["usr/bin/tool-z"]["kind"] == "file"
+
+
+def test_path_filter_changes_only_what_it_matches(debs, tmp_path, tool_layer):
+    _, blob, _, _ = filtered_layer(debs, tmp_path, ["/nothing/*"])
+    assert blob == tool_layer[1]
+    assert build(tmp_path, dict(layer_spec(debs, ["tool", "libother"]), path_filter={}), "empty")[1] == tool_layer[1]
+
+
+def test_path_filter_patterns_must_be_absolute(debs, tmp_path):
+    spec = dict(layer_spec(debs, ["tool"]), path_filter={"excludes": ["usr/share/doc/*"]})
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    run = subprocess.run([sys.executable, "-m", "oci.actions.build_package_layer", str(tmp_path / "spec.json")],
+                         cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO / "rules")),
+                         capture_output=True, text=True)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "'usr/share/doc/*' must be absolute" in run.stderr

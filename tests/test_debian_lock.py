@@ -141,7 +141,7 @@ def test_errors_are_reported_without_a_traceback(apt_repo, tmp_path):
     images = {"//:img": {"packages": ["pyhton3"], "recommends": False, "essential": False, "parent": None}}
     result = run_lock(tmp_path, lock_request(apt_repo, images))
     assert result.returncode == 1
-    assert result.stderr.splitlines()[-1].startswith("error: There is no package named 'pyhton3'")
+    assert result.stderr.splitlines()[-1].startswith("error: //:img (amd64): There is no package named 'pyhton3'")
     assert "Did you mean python3" in result.stderr and "Traceback" not in result.stderr
 
     apt_repo.tamper_signed_text()
@@ -171,3 +171,35 @@ def test_a_child_never_changes_its_parents_choices(apt_repo):
     leaf_closure = both["images"]["//leaf"]["amd64"]["closure"]
     assert set(base_closure) < set(leaf_closure) and "gawk" in leaf_closure
     assert both["architectures"]["amd64"]["tool"]["depends"] == alone["architectures"]["amd64"]["tool"]["depends"]
+
+
+def test_exclusions_are_inherited_recorded_and_overridable(apt_repo):
+    images = {
+        "//base": {"packages": ["tool"], "recommends": False, "essential": False, "parent": None,
+                   "exclude": {"ping": "reviewed: never run", "pong": "reviewed: never run"}},
+        "//leaf": {"packages": ["gawk"], "recommends": False, "essential": False, "parent": "//base"},
+        "//pinger": {"packages": ["ping"], "recommends": False, "essential": False, "parent": "//base"},
+    }
+    lock = build_lock(lock_request(apt_repo, images), log=QUIET)
+    base = lock["images"]["//base"]["amd64"]
+    assert "tool" in base["closure"] and not {"ping", "pong"} & set(base["closure"])
+    assert base["dropped_depends"] == ["tool Depends: ping | pong"]
+    assert lock["architectures"]["amd64"]["tool"]["depends"] == ["python3", "mawk"]
+    assert not {"ping", "pong"} & set(lock["images"]["//leaf"]["amd64"]["closure"])
+    assert "dropped_depends" not in lock["images"]["//leaf"]["amd64"]
+    # Asking for an excluded package by name brings it back; what it needs is still excluded.
+    pinger = lock["images"]["//pinger"]["amd64"]
+    assert "ping" in pinger["closure"] and "pong" not in pinger["closure"]
+    assert pinger["dropped_depends"] == ["ping Depends: pong"]
+    assert lock["requests"]["//base"]["exclude"] == images["//base"]["exclude"]
+
+
+def test_excluding_what_the_parent_installs_is_refused(apt_repo):
+    images = {
+        "//base": {"packages": ["tool"], "recommends": False, "essential": False, "parent": None},
+        "//leaf": {"packages": ["gawk"], "recommends": False, "essential": False, "parent": "//base",
+                   "exclude": {"mawk": "gawk is enough"}},
+    }
+    with pytest.raises(LockRequestError, match=r"//leaf \(amd64\): it excludes mawk, which its parent images "
+                                               "already install"):
+        build_lock(lock_request(apt_repo, images), log=QUIET)

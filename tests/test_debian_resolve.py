@@ -7,7 +7,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oci.actions.debian_repo import PackageRecord
-from oci.actions.debian_resolve import ResolutionError, Universe, UnknownPackage, Unsatisfiable, resolve
+from oci.actions.debian_resolve import (
+    PackageConflict,
+    ResolutionError,
+    Universe,
+    UnknownPackage,
+    Unsatisfiable,
+    resolve,
+)
 
 
 def pkg(name: str, version: str = "1.0", **fields) -> PackageRecord:
@@ -161,6 +168,50 @@ def test_essential_packages_and_their_closure():
     assert sorted(result.packages) == ["app", "bash", "dash", "libc6"]
     assert result.why("libc6") == ["bash", "libc6"]
     assert sorted(resolve(u, ["app"]).packages) == ["app"]
+
+
+def test_excluded_packages_leave_their_dependencies_unmet():
+    u = universe(pkg("nova", depends="python3-mypy, libc6, babel | python3-babel"), pkg("python3-mypy", depends="big"),
+                 pkg("big"), pkg("libc6"), pkg("babel"), pkg("python3-babel"))
+    result = resolve(u, ["nova"], excluded=["python3-mypy", "babel"])
+    assert sorted(result.packages) == ["libc6", "nova", "python3-babel"]  # an alternative still meets the group
+    assert result.dropped_depends == ("nova Depends: python3-mypy",)
+    assert result.depends["nova"] == ("libc6", "python3-babel")
+
+
+def test_an_excluded_provider_is_not_chosen_for_a_virtual_package():
+    u = universe(pkg("app", depends="mail-transport-agent"), pkg("exim4", provides="mail-transport-agent"),
+                 pkg("postfix", provides="mail-transport-agent"))
+    assert sorted(resolve(u, ["app"], excluded=["exim4"]).packages) == ["app", "postfix"]
+    result = resolve(u, ["app"], excluded=["exim4", "postfix"])
+    assert sorted(result.packages) == ["app"] and result.dropped_depends == ("app Depends: mail-transport-agent",)
+
+
+def test_an_unknown_exclusion_is_refused_with_suggestions():
+    with pytest.raises(UnknownPackage, match="no package named 'python3-mipy' to exclude.*python3-mypy"):
+        resolve(universe(pkg("python3-mypy")), [], excluded=["python3-mipy"])
+
+
+def test_conflicts_and_breaks_between_chosen_packages_are_refused():
+    u = universe(pkg("app", depends="a, b"), pkg("a", conflicts="b"), pkg("b"))
+    with pytest.raises(PackageConflict, match="a Conflicts: b, and b 1.0 is in the same image"):
+        resolve(u, ["app"])
+    u = universe(pkg("app", depends="a, b"), pkg("a", breaks="b (<< 2)"), pkg("b", "1.5"))
+    with pytest.raises(PackageConflict, match=r"a Breaks: b \(<< 2\), and b 1.5"):
+        resolve(u, ["app"])
+    # Not a conflict: a Breaks an older b only, a Conflicts with a virtual name it provides itself.
+    u = universe(pkg("app", depends="a, b"), pkg("a", breaks="b (<< 1)", conflicts="mta", provides="mta"), pkg("b"))
+    assert sorted(resolve(u, ["app"]).packages) == ["a", "app", "b"]
+    # Conflicting with another provider of a virtual name is.
+    u = universe(pkg("app", depends="a, b"), pkg("a", conflicts="mta", provides="mta"), pkg("b", provides="mta"))
+    with pytest.raises(PackageConflict, match="a Conflicts: mta, and b"):
+        resolve(u, ["app"])
+
+
+def test_conflicts_with_the_parent_closure_are_refused():
+    u = universe(pkg("old"), pkg("new", conflicts="old"))
+    with pytest.raises(PackageConflict, match="new Conflicts: old"):
+        resolve(u, ["new"], inherited=["old"])
 
 
 def test_malformed_relation_names_the_package():

@@ -33,8 +33,14 @@ from pants.util.frozendict import FrozenDict
 from oci.action import ActionRequest
 from oci.actions.debian_version import compare_versions
 from oci.chain import ImageTarget, ImageTargetRequest, ParentChain
+from oci.errors import ImageBuildError
 from oci.subsystem import DebianSubsystem
-from oci.target_types import OciImageEssentialField, OciImagePackagesField, OciImageRecommendsField
+from oci.target_types import (
+    OciImageEssentialField,
+    OciImageExcludePackagesField,
+    OciImagePackagesField,
+    OciImageRecommendsField,
+)
 
 RESOLVE_NAME = "debian"
 LOCK_HEADER = (
@@ -104,10 +110,14 @@ class ImagePackageRequest:
     recommends: bool
     essential: bool
     parent: str | None
+    exclude: FrozenDict[str, str] = FrozenDict()
 
     def to_json(self) -> dict:
-        return {"packages": list(self.packages), "recommends": self.recommends, "essential": self.essential,
-                "parent": self.parent}
+        value = {"packages": list(self.packages), "recommends": self.recommends, "essential": self.essential,
+                 "parent": self.parent}
+        if self.exclude:  # absent rather than empty, so locks of images without exclusions stay valid
+            value["exclude"] = dict(sorted(self.exclude.items()))
+        return value
 
 
 @dataclass(frozen=True)
@@ -126,7 +136,16 @@ class OptionalImagePackageRequest:
 
 
 def declares_packages(target) -> bool:
-    return bool(target[OciImagePackagesField].value) or target[OciImageEssentialField].value
+    return (bool(target[OciImagePackagesField].value) or target[OciImageEssentialField].value
+            or bool(target[OciImageExcludePackagesField].value))
+
+
+def check_exclusions(target) -> None:
+    asked = {text.split("(", 1)[0].split(":", 1)[0].strip() for text in target[OciImagePackagesField].value or ()}
+    both = sorted(asked & set(target[OciImageExcludePackagesField].value or {}))
+    if both:
+        raise ImageBuildError(f"{target.address}: {', '.join(both)} is both in `packages` and in `exclude_packages`; "
+                              "remove it from one of them.")
 
 
 @rule
@@ -137,6 +156,7 @@ async def image_package_request(request: PackageRequestFor) -> OptionalImagePack
     target = images[-1].target
     if not declares_packages(target):
         return OptionalImagePackageRequest(None)
+    check_exclusions(target)
     ancestors = [image.target for image in images[:-1] if declares_packages(image.target)]
     return OptionalImagePackageRequest(ImagePackageRequest(
         address=str(target.address),
@@ -144,6 +164,7 @@ async def image_package_request(request: PackageRequestFor) -> OptionalImagePack
         recommends=target[OciImageRecommendsField].value,
         essential=target[OciImageEssentialField].value,
         parent=str(ancestors[-1].address) if ancestors else None,
+        exclude=FrozenDict(target[OciImageExcludePackagesField].value or {}),
     ))
 
 

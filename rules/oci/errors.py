@@ -11,3 +11,7 @@ class StaleLockError(Exception):
 
 class LayerBudgetExceeded(Exception):
     """An image chain needs more layers than an image may have."""
+
+
+class PathPatternError(Exception):
+    """A `[debian]` path filter glob that cannot match an image path."""

@@ -32,7 +32,7 @@ from pants.util.logging import LogLevel
 
 from oci.action import ActionPython, ActionRequest
 from oci.debian_lock import ImagePackageRequest, OptionalImagePackageRequest, PackageRequestFor, SourcesManifest
-from oci.errors import LayerBudgetExceeded, StaleLockError
+from oci.errors import LayerBudgetExceeded, PathPatternError, StaleLockError
 from oci.layer import Layer, LayerOutput
 from oci.layer_plan import LayerBudget, PlannedPackage, layers_left, plan_layers
 from oci.subsystem import DebianSubsystem, OciSubsystem
@@ -187,7 +187,7 @@ def layer_architecture(debs: tuple[LockedDeb, ...]) -> str:
 
 
 @rule(desc="Build a package layer")
-async def build_package_layer(request: PackageLayerRequest, oci: OciSubsystem) -> Layer:
+async def build_package_layer(request: PackageLayerRequest, oci: OciSubsystem, debian: DebianSubsystem) -> Layer:
     fetched = await MultiGet(Get(Digest, CachedDebRequest(deb)) for deb in request.debs)
     names = ", ".join(deb.name for deb in request.debs[:4]) + (", ..." if len(request.debs) > 4 else "")
     spec = {
@@ -196,6 +196,8 @@ async def build_package_layer(request: PackageLayerRequest, oci: OciSubsystem) -
         "level": oci.compression_level,
         "created_by": "packages " + " ".join(f"{d.name}={d.version}" for d in request.debs),
     }
+    if debian.path_excludes:
+        spec["path_filter"] = path_filter_spec(debian)
     spec_file = FileContent("__package_layer.json", json.dumps(spec, sort_keys=True).encode())
     spec_digest = await Get(Digest, CreateDigest([spec_file]))
     input_digest = await Get(Digest, MergeDigests([spec_digest, *fetched]))
@@ -208,6 +210,15 @@ async def build_package_layer(request: PackageLayerRequest, oci: OciSubsystem) -
         output_directories=("blobs", "extras"),
     ))
     return await Get(Layer, LayerOutput(result.output_digest))
+
+
+def path_filter_spec(debian: DebianSubsystem) -> dict:
+    for option in ("path_excludes", "path_includes"):
+        for pattern in getattr(debian, option):
+            if not pattern.startswith("/"):
+                raise PathPatternError(f"[debian].{option} has {pattern!r}, which is not an absolute path glob: "
+                                       f"write it like '/usr/share/doc/*' in pants.toml.")
+    return {"excludes": list(debian.path_excludes), "includes": list(debian.path_includes)}
 
 
 @dataclass(frozen=True)

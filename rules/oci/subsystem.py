@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pants.option.option_types import DictOption, IntOption, StrOption
+from pants.option.option_types import DictOption, IntOption, StrListOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import help_text
 
@@ -103,6 +103,20 @@ class DebianSubsystem(Subsystem):
             `{"base-passwd": ["filesystem"]}`: reviewed once, then accepted for every image.
             """
         ),
+    )
+    path_excludes = StrListOption(
+        default=[],
+        help=help_text(
+            """
+            Package files to leave out of package layers, as dpkg's `path-exclude`: shell globs on the
+            absolute path, where `*` also matches `/` (e.g. `/usr/share/doc/*`). dpkg's database still
+            lists the files, as it does under dpkg. Layers are rebuilt when this changes.
+            """
+        ),
+    )
+    path_includes = StrListOption(
+        default=[],
+        help="Paths to keep although a `path_excludes` glob matches them (e.g. `/usr/share/doc/*/copyright`).",
     )
     max_layers = IntOption(
         default=127,

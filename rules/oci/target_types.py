@@ -59,6 +59,29 @@ class OciImagePackagesField(StringSequenceField):
     )
 
 
+class OciImageExcludePackagesField(DictStringToStringField):
+    alias = "exclude_packages"
+    help = help_text(
+        """
+        Packages that the dependencies of this image's packages would pull in but that it does without,
+        each with the reason it was reviewed and left out: `{"python3-mypy": "type checker, never imported"}`.
+        A dependency only excluded packages could meet stays unmet (the lock lists each one under
+        `dropped_depends`). Descendant images inherit the exclusions unless they ask for the package.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value, address: Address):
+        value = super().compute_value(raw_value, address)
+        for name, reason in (value or {}).items():
+            if not reason.strip():
+                raise InvalidFieldException(
+                    f"The {cls.alias!r} field of {address} gives no reason for leaving out {name!r}: "
+                    "say why the image does without it, e.g. {\"python3-mypy\": \"type checker, never imported\"}."
+                )
+        return value
+
+
 class OciImageRecommendsField(BoolField):
     alias = "recommends"
     default = False
@@ -197,6 +220,7 @@ class OciImageTarget(Target):
         OciImageParentField,
         OciImageFilesField,
         OciImagePackagesField,
+        OciImageExcludePackagesField,
         OciImageRecommendsField,
         OciImageEssentialField,
         OciImageUsersField,
@@ -282,6 +306,28 @@ class ImageFilesOwnerField(StringField):
         return value
 
 
+class ImageFilesOverridesField(StringSequenceField):
+    alias = "overrides"
+    help = help_text(
+        """
+        Absolute image paths of these files that deliberately replace a file or symlink installed by
+        a Debian package of the image or of a parent, e.g. `["/etc/nginx/nginx.conf"]`. Replacing a
+        package's conffile needs no entry; any other package file is refused unless listed here, and
+        a directory, or a path below a package's symlink (such as /bin), is always refused.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address) -> Optional[Tuple[str, ...]]:
+        paths = super().compute_value(raw_value, address)
+        for path in paths or ():
+            if not path.startswith("/") or ".." in path.split("/") or posixpath.normpath(path) != path:
+                raise InvalidFieldException(
+                    f"The {cls.alias!r} field of {address} must list normalized absolute paths, got {path!r}."
+                )
+        return paths
+
+
 class ImageFilesTarget(Target):
     alias = "image_files"
     core_fields = (
@@ -290,5 +336,6 @@ class ImageFilesTarget(Target):
         ImageFilesDestinationField,
         ImageFilesModeField,
         ImageFilesOwnerField,
+        ImageFilesOverridesField,
     )
     help = "Files from the repository with their destination, mode and owner inside an `oci_image`."

@@ -1,16 +1,18 @@
 """Write one layer of Debian packages: `python -m oci.actions.build_package_layer spec.json`.
 
 spec: {"debs": [{"path", "name", "sha256", "size"}], "mtime", "level", "created_by",
-"extras" (optional)}.  Outputs, like build_layer: `blobs/sha256/<digest>` and `layer.json`;
+"extras" (optional), "path_filter": {"excludes", "includes"} (optional, see pathfilter)}.  Outputs, like build_layer: `blobs/sha256/<digest>` and `layer.json`;
 plus `packages.json`: {"packages": [{name, version, architecture, multi_arch, source,
 dpkg_name, deb, conffiles, files, dpkg_metadata, maintainer_scripts}]} sorted by name, for
-cross-layer conflict checks, the system layer (alternatives, accounts) and SBOMs; plus
+cross-layer conflict checks, the system layer (alternatives, accounts) and SBOMs, whose
+`files` are what the layer holds (the path filter applied); plus
 `extras/<image path>`: copies of the few package files the system layer is made from.
 The order of `debs` does not matter.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -20,7 +22,8 @@ from typing import Sequence
 
 from .build_layer import write_layer_files
 from .debfile import DebError
-from .deblayer import DebInput, DuplicatePackage, FileConflict, layer_packages_json, package_layer
+from .deblayer import DebInput, DuplicatePackage, FileConflict, InstalledPackage, layer_packages_json, package_layer
+from .pathfilter import PathFilter, PatternError, filter_entries
 from .tarlayer import FILE, HARDLINK, Entry, LayerError, open_content
 
 PACKAGES_JSON = "packages.json"
@@ -66,13 +69,23 @@ def build_package_layer(spec: dict, out_dir: str) -> dict:
     for deb in debs:
         verify_deb(deb)
     inputs = [DebInput(deb["path"], deb.get("name", ""), deb["sha256"]) for deb in debs]
+    path_filter = PathFilter.from_json(spec.get("path_filter"))
     with tempfile.TemporaryDirectory(prefix="deb-spool-") as spool_dir:
         layer = package_layer(inputs, spool_dir)
-        result = write_layer_files(list(layer.entries), spec, out_dir)
+        entries = filter_entries(layer.entries, path_filter)
+        result = write_layer_files(entries, spec, out_dir)
         write_extras(layer.entries, tuple(spec.get("extras", DEFAULT_EXTRAS)), out_dir)
+    packages = [only_installed(package, entries) for package in layer.packages] if path_filter else layer.packages
     with open(os.path.join(out_dir, PACKAGES_JSON), "w", encoding="utf-8") as f:
-        json.dump(layer_packages_json(layer.packages), f, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        json.dump(layer_packages_json(packages), f, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return result
+
+
+def only_installed(package: InstalledPackage, entries: Sequence[Entry]) -> InstalledPackage:
+    """The package's files that the layer holds, as the layer holds them (a hardlink may have become the file)."""
+    in_layer = {entry.path: entry for entry in entries}
+    files = tuple(dataclasses.replace(f, entry=in_layer[f.path]) for f in package.files if f.path in in_layer)
+    return dataclasses.replace(package, files=files)
 
 
 def write_extras(entries: Sequence[Entry], wanted: Sequence[str], out_dir: str) -> None:
@@ -101,7 +114,7 @@ def main(argv: list) -> int:
         spec = json.load(f)
     try:
         result = build_package_layer(spec, ".")
-    except (DebError, DebMismatch, FileConflict, DuplicatePackage, LayerError) as error:
+    except (DebError, DebMismatch, FileConflict, DuplicatePackage, LayerError, PatternError) as error:
         print(f"error: {error}", file=sys.stderr)  # the message is the whole story; no traceback
         return 1
     print(f"{result['diff_id']} {len(spec['debs'])} packages", file=sys.stderr)

@@ -4,14 +4,16 @@ The request names the apt sources and what each image asks for:
 
     {"sources": [{"name", "url", "suites", "components", "architectures", "keyring"}],
      "architectures": ["amd64"],
-     "images": {"<address>": {"packages": [...], "recommends": bool, "essential": bool, "parent": "<address>" | null}}}
+     "images": {"<address>": {"packages": [...], "recommends": bool, "essential": bool, "parent": "<address>" | null,
+                              "exclude": {"<package>": "<reason>"} (optional)}}}
 
 For each architecture the indexes of all sources are fetched and verified, the
 newest version of each package across suites is kept, and the union of all
 requests is resolved once, so that every image gets the same version of a
 package.  An image's closure is what its own requests (and its parents') reach
 in that resolution.  The lock (see `build_lock`) pins sha256, size and URL of
-every package.
+every package.  An image's exclusions hold for its descendants too, unless one
+asks for the package itself.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 from .debian_repo import AptSource, Log, PackageRecord, RepositoryError, load_packages, log_to_stderr, newest_by_name
 from .debian_resolve import Resolution, ResolutionError, Universe, resolve
@@ -48,7 +50,11 @@ def build_lock(request: Mapping, cache_dir: Optional[str] = None, log: Log = log
             image = images[address]
             parent = image.get("parent")
             inherited = lock["images"][parent][architecture]["closure"] if parent else []
-            resolution = resolve_image(universe, image, inherited)
+            try:
+                resolution = resolve_image(universe, image, inherited, excluded_for(images, address))
+            except (ResolutionError, LockRequestError) as e:
+                e.args = (f"{address} ({architecture}): {e}",)
+                raise
             lock["images"][address][architecture] = image_entry(resolution, image)
             for name, record in resolution.packages.items():
                 # The image that first chose a package (an ancestor, by the order) records its edges.
@@ -89,21 +95,42 @@ def load_universe(sources: Sequence[AptSource], architecture: str, cache_dir: Op
     return Universe.from_records(newest_by_name(records).values())
 
 
-def resolve_image(universe: Universe, image: Mapping, inherited: Sequence[str]) -> Resolution:
+def excluded_for(images: Mapping[str, Mapping], address: str) -> Dict[str, str]:
+    """The image's exclusions and its ancestors', less what the image asks for by name."""
+    image = images[address]
+    parent = image.get("parent")
+    excluded = dict(excluded_for(images, parent)) if parent else {}
+    excluded.update(image.get("exclude") or {})
+    for text in image.get("packages") or ():
+        excluded.pop(text.split("(", 1)[0].split(":", 1)[0].strip(), None)
+    return excluded
+
+
+def resolve_image(universe: Universe, image: Mapping, inherited: Sequence[str],
+                  excluded: Mapping[str, str]) -> Resolution:
     """One image's packages on top of its parent's closure, which it may use but never changes."""
+    already = sorted(set(image.get("exclude") or ()) & set(inherited))
+    if already:
+        raise LockRequestError(f"it excludes {', '.join(already)}, which its parent images already install: "
+                               "leave it out of the parent instead")
     return resolve(
         universe,
         sorted(image.get("packages") or ()),
         include_recommends=bool(image.get("recommends")),
         include_essential=bool(image.get("essential")),
         inherited=inherited,
+        excluded=sorted(set(excluded) - set(inherited)),
     )
 
 
 def image_entry(resolution: Resolution, image: Mapping) -> dict:
-    """What the image asks for itself (resolved names) and its whole closure, parents included."""
+    """What the image asks for itself (resolved names), its whole closure, parents included, and
+    the dependencies its exclusions left unmet."""
     requested = sorted({resolution.requested[text] for text in image.get("packages") or ()})
-    return {"requested": requested, "closure": sorted(resolution.packages)}
+    entry = {"requested": requested, "closure": sorted(resolution.packages)}
+    if resolution.dropped_depends:
+        entry["dropped_depends"] = sorted(resolution.dropped_depends)
+    return entry
 
 
 def locked_package(record: PackageRecord, resolution: Resolution) -> dict:

@@ -127,6 +127,8 @@ class PackageRecord:
     pre_depends: str = ""
     recommends: str = ""
     provides: str = ""
+    conflicts: str = ""
+    breaks: str = ""
     essential: bool = False
     priority: str = "optional"
     installed_size: Optional[int] = None
@@ -149,13 +151,13 @@ class VerifiedRelease:
 # Canonical spelling of the fields a record needs, by their lower-case name.
 PACKAGE_FIELDS = {name.lower(): name for name in (
     "Package", "Version", "Architecture", "Filename", "SHA256", "Size", "Depends", "Pre-Depends", "Recommends",
-    "Provides", "Essential", "Priority", "Installed-Size", "Multi-Arch", "Source",
+    "Provides", "Conflicts", "Breaks", "Essential", "Priority", "Installed-Size", "Multi-Arch", "Source",
 )}
 REQUIRED_PACKAGE_FIELDS = ("Package", "Version", "Architecture", "Filename", "SHA256", "Size")
 # Field names as the archive spells them; a paragraph using only these needs no case folding.
 USUAL_SPELLINGS = frozenset(PACKAGE_FIELDS.values()) | {
     "Maintainer", "Original-Maintainer", "Description", "Description-md5", "Homepage", "Section", "MD5sum",
-    "Tag", "Breaks", "Conflicts", "Replaces", "Suggests", "Enhances", "Built-Using", "Static-Built-Using",
+    "Tag", "Replaces", "Suggests", "Enhances", "Built-Using", "Static-Built-Using",
     "Build-Ids", "Protected", "Important", "Ruby-Versions", "Go-Import-Path", "Lua-Versions", "Python-Version",
 }
 
@@ -422,6 +424,8 @@ def package_record(paragraph: Dict[str, str], source: AptSource, suite: str, com
         pre_depends=fields.get("Pre-Depends", ""),
         recommends=fields.get("Recommends", ""),
         provides=fields.get("Provides", ""),
+        conflicts=fields.get("Conflicts", ""),
+        breaks=fields.get("Breaks", ""),
         essential=fields.get("Essential", "no").lower() == "yes",
         priority=fields.get("Priority", "optional"),
         installed_size=installed_size,

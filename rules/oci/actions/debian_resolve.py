@@ -4,8 +4,11 @@ Like apt's own first choice, without backtracking: each dependency group is
 satisfied by a package already chosen if it can be, else by a preferred or
 the first satisfiable alternative.  Pre-Depends and Depends are hard; Recommends are
 followed only when asked for, and one that cannot be met is skipped.
-Conflicts and Breaks are not considered: the closure is unpacked, not
-configured, and a consistent suite does not need them to pick versions.
+Excluded packages (reviewed by the image's author) are never chosen: a dependency
+that only they could meet is dropped and recorded, as `dpkg --force-depends` would
+leave it unmet.  Conflicts and Breaks are checked on the result, without
+backtracking: two chosen packages that exclude each other are an error, since
+their files would be unpacked side by side.
 
 The work list is processed first in, first out from the requests in the
 order given, so the result depends only on the inputs, not on hashing.
@@ -33,11 +36,20 @@ class ResolutionError(Exception):
 
 
 class UnknownPackage(ResolutionError):
-    def __init__(self, name: str, suggestions: Sequence[str]):
+    def __init__(self, name: str, suggestions: Sequence[str], purpose: str = ""):
         hint = f" Did you mean {', '.join(suggestions)}?" if suggestions else ""
-        super().__init__(f"There is no package named {name!r} in the configured apt sources.{hint}")
+        purpose = f" {purpose}" if purpose else ""
+        super().__init__(f"There is no package named {name!r}{purpose} in the configured apt sources.{hint}")
         self.name = name
         self.suggestions = tuple(suggestions)
+
+
+class PackageConflict(ResolutionError):
+    def __init__(self, package: str, field_name: str, relation: str, other: str, other_version: str):
+        super().__init__(
+            f"{package} {field_name}: {relation}, and {other} {other_version} is in the same image. "
+            f"Ask for an alternative explicitly, or leave one of them out with `exclude_packages`.")
+        self.package, self.field_name, self.other = package, field_name, other
 
 
 class Unsatisfiable(ResolutionError):
@@ -138,6 +150,7 @@ class Resolution:
     essential: Tuple[str, ...] = ()
     introduced_by: Mapping[str, Optional[str]] = field(default_factory=dict, hash=False)
     skipped_recommends: Tuple[str, ...] = ()
+    dropped_depends: Tuple[str, ...] = ()  # "pkg Depends: relation", left unmet because of an exclusion
 
     def closure(self, roots: Iterable[str], follow_recommends: bool = False) -> List[str]:
         """Sorted names reachable from `roots` along dependency edges (and Recommends edges if asked)."""
@@ -174,13 +187,19 @@ def parse_request(text: str) -> Alternatives:
 
 def resolve(universe: Universe, requests: Sequence[str], include_recommends: bool = False,
             include_essential: bool = False, preferences: Sequence[str] = DEFAULT_PREFERENCES,
-            inherited: Sequence[str] = ()) -> Resolution:
+            inherited: Sequence[str] = (), excluded: Iterable[str] = ()) -> Resolution:
     """Choose packages for `requests` and everything they depend on; see the module docstring.
 
     `inherited` packages (a parent image's closure) count as chosen already: alternatives
     prefer them and they are not resolved again, so a child never changes its parent's choices.
+    `excluded` packages are never chosen for a dependency.
     """
-    resolver = _Resolver(universe, include_recommends, tuple(preferences))
+    excluded = frozenset(excluded)
+    unknown = sorted(excluded - universe.packages.keys())
+    if unknown:
+        raise UnknownPackage(unknown[0], difflib.get_close_matches(unknown[0], sorted(universe.packages), n=5),
+                             "to exclude")
+    resolver = _Resolver(universe, include_recommends, tuple(preferences), excluded)
     for name in sorted(inherited):
         resolver.chosen[name] = None
     requested = {text: resolver.add_request(text) for text in requests}
@@ -188,6 +207,7 @@ def resolve(universe: Universe, requests: Sequence[str], include_recommends: boo
     for name in essential:
         resolver.add(name, parent=None)
     resolver.run()
+    check_conflicts(universe, resolver.chosen)
     return Resolution(
         packages={name: universe.packages[name] for name in sorted(resolver.chosen)},
         depends={name: tuple(resolver.depends[name]) for name in sorted(resolver.chosen)},
@@ -196,16 +216,35 @@ def resolve(universe: Universe, requests: Sequence[str], include_recommends: boo
         essential=tuple(essential),
         introduced_by=dict(sorted(resolver.chosen.items())),
         skipped_recommends=tuple(resolver.skipped_recommends),
+        dropped_depends=tuple(resolver.dropped_depends),
     )
+
+
+def check_conflicts(universe: Universe, chosen: Iterable[str]) -> None:
+    """Refuse a closure in which a package Conflicts with or Breaks another chosen package."""
+    chosen = set(chosen)
+    for name in sorted(chosen):
+        record = universe.packages[name]
+        for field_name, text in (("Conflicts", record.conflicts), ("Breaks", record.breaks)):
+            for group in _relations(record, field_name, text):
+                for relation in group:
+                    # A package may conflict with a virtual name it provides itself (policy 7.6.2).
+                    for other in universe.candidates(relation):
+                        if other != name and other in chosen:
+                            raise PackageConflict(name, field_name, str(relation), other,
+                                                  universe.packages[other].version)
 
 
 class _Resolver:
     """The mutable state of one resolution: chosen packages, their edges, the work list."""
 
-    def __init__(self, universe: Universe, include_recommends: bool, preferences: Tuple[str, ...]):
+    def __init__(self, universe: Universe, include_recommends: bool, preferences: Tuple[str, ...],
+                 excluded: frozenset = frozenset()):
         self.universe = universe
         self.include_recommends = include_recommends
         self.preferences = preferences
+        self.excluded = excluded
+        self.dropped_depends: List[str] = []
         self.chosen: Dict[str, Optional[str]] = {}  # name -> the package that pulled it in
         self.depends: Dict[str, List[str]] = collections.defaultdict(list)
         self.recommends: Dict[str, List[str]] = collections.defaultdict(list)
@@ -242,6 +281,9 @@ class _Resolver:
             if field_name == "Recommends":
                 self.skipped_recommends.append(f"{name} Recommends: {_group_text(group)}")
                 return
+            if any(self.universe.candidates(relation) for relation in group):  # only excluded ones
+                self.dropped_depends.append(f"{name} {field_name}: {_group_text(group)}")
+                return
             raise Unsatisfiable(self.chain(name) + [f"({field_name}: {_group_text(group)})"], _group_text(group),
                                 self.available(group))
         if choice != name and choice not in edges[name]:
@@ -249,7 +291,7 @@ class _Resolver:
         self.add(choice, parent=name)
 
     def choose(self, group: Alternatives) -> Optional[str]:
-        options = [self.universe.candidates(relation) for relation in group]
+        options = [[c for c in self.universe.candidates(relation) if c not in self.excluded] for relation in group]
         for candidates in options:
             for candidate in candidates:
                 if candidate in self.chosen:
