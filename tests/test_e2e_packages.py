@@ -174,6 +174,47 @@ def test_multi_platform_image_takes_each_architectures_packages_from_the_lock(bu
     assert amd64_layers != arm64_layers  # libc6, bash, ... differ by architecture
 
 
+def files_layer(layout: Path) -> dict[str, bytes]:
+    import tarfile
+    last = manifest(layout)["layers"][-1]["digest"].split(":")[1]
+    with tarfile.open(layout / "blobs/sha256" / last) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+
+
+def test_declared_files_may_replace_package_files_only_when_listed_in_overrides(built):
+    repo, _, _, _, store, env, work = built
+    plain = repo / "images/plain"
+    original = (plain / "BUILD").read_text()
+    for name, text in {"tool.conf": "ours = 1\n", "tool": "a file where tool has a directory\n",
+                       "extra": "below the /bin link\n"}.items():
+        (plain / name).write_text(text)
+    targets = ('image_files(name="f", sources=["hello"], destination="/srv")\n'
+               'image_files(name="clash", sources=["tool"], destination="/var/lib")\n'
+               'image_files(name="bin", sources=["extra"], destination="/bin")\n')
+    try:
+        (plain / "BUILD").write_text(targets + 'image_files(name="conf", sources=["tool.conf"], '
+                                     'destination="/etc/tool")\n'
+                                     'oci_image(parent="//images/app", files=[":f", ":conf", ":clash", ":bin"])\n')
+        refused = run_pants(repo, "package", "images/plain", store=store, env=env)
+        (plain / "BUILD").write_text(targets + 'image_files(name="conf", sources=["tool.conf"], '
+                                     'destination="/etc/tool", overrides=["/etc/tool/tool.conf"])\n'
+                                     'oci_image(parent="//images/app", files=[":f", ":conf"])\n')
+        allowed = run_pants(repo, "package", "images/plain", f"--debian-deb-cache={work / 'debs'}",
+                            store=store, env=env)
+    finally:
+        (plain / "BUILD").write_text(original)
+    assert refused.returncode != 0
+    assert "images/plain:plain: 3 declared file(s) clash with the image's packages" in refused.output
+    assert ("/etc/tool/tool.conf (from images/plain/tool.conf, images/plain:conf) would replace the file "
+            "/etc/tool/tool.conf installed by tool 1.0-1 (not a conffile). Fix: if the replacement is deliberate, "
+            "add \"/etc/tool/tool.conf\" to the `overrides` of images/plain:conf") in refused.output
+    assert "would replace the directory /var/lib/tool of tool 1.0-1" in refused.output
+    assert "goes below /bin, a symlink to usr/bin" in refused.output and "real path /usr/bin/extra" in refused.output
+    assert "Traceback (most recent call last)" not in refused.output
+    assert allowed.returncode == 0, allowed.output
+    assert files_layer(repo / "dist/images.plain/plain")["etc/tool/tool.conf"] == b"ours = 1\n"
+
+
 def test_stale_lock_is_refused_with_the_fix(built):
     repo, _, _, _, store, env, _ = built
     build_file = repo / "images/app/BUILD"

@@ -133,6 +133,18 @@ def test_invalid_fields_name_the_target(rule_runner):
         build(rule_runner, "a:a")
 
 
+def test_overrides_must_name_the_targets_own_files(rule_runner):
+    rule_runner.write_files({"a/BUILD": 'image_files(name="f", sources=["x"], destination="/etc", '
+                                        'overrides=["/etc/y"])\noci_image(name="a", files=[":f"])', "a/x": ""})
+    with pytest.raises(ExecutionError, match=r"a:f: `overrides` lists /etc/y, which is not one of its files "
+                                             r"\(it places /etc/x\)"):
+        build(rule_runner, "a:a")
+    rule_runner.write_files({"a/BUILD": 'image_files(name="f", sources=["x"], destination="/etc", '
+                                        'overrides=["etc/x"])\noci_image(name="a", files=[":f"])'})
+    with pytest.raises(ExecutionError, match=r"overrides.*a:f.*normalized absolute paths"):
+        build(rule_runner, "a:a")
+
+
 def test_layer_budget_overflow_names_the_image_and_the_fix(rule_runner):
     chain = {"img/BUILD": "\n".join(
         f'image_files(name="f{i}", sources=["f{i}"], destination="/srv")\n'

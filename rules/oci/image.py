@@ -23,6 +23,7 @@ from pants.engine.unions import UnionRule
 
 from oci.action import ActionRequest
 from oci.chain import ImageTarget, ImageTargetRequest, ParentChain
+from oci.declared_files import DeclaredFilesChecked, DeclaredFilesCheckRequest
 from oci.errors import ImageBuildError
 from oci.layer import FilesLayerRequest, Layer, OptionalLayer
 from oci.errors import LayerBudgetExceeded
@@ -126,6 +127,8 @@ async def own_layers(request: OwnLayersRequest) -> OwnLayers:
         parent.package_metadata if parent else EMPTY_DIGEST,
         *(layer.package_metadata for layer in package_layers.layers),
     ]))
+    if files:  # refuse a declared file that clashes with a package
+        await Get(DeclaredFilesChecked, DeclaredFilesCheckRequest(address, files, package_metadata))
     declared_users = target[OciImageUsersField].value or ()
     users = tuple(sorted({*(parent.users if parent else ()), *declared_users}))
     system_layers = []

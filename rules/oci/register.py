@@ -1,7 +1,7 @@
 """The `oci` backend: reproducible OCI images as Pants targets."""
 
 from oci import action, chain, debian_lock, image, layer, package, packages, platforms, system_layer, users
-from oci import publish, run, tarball, tools
+from oci import declared_files, publish, run, tarball, tools
 from oci import audit
 from oci.tarball import OciImageTarballTarget
 from oci.target_types import ImageFilesTarget, OciImageTarget
@@ -17,6 +17,7 @@ def rules():
         *chain.rules(),
         *layer.rules(),
         *image.rules(),
+        *declared_files.rules(),
         *package.rules(),
         *debian_lock.rules(),
         *packages.rules(),
