@@ -59,6 +59,11 @@ def service(image: str, argv: Sequence[str], expect: str, user: str) -> List[Che
     ]
 
 
+def imports(image: str, modules: str) -> List[Check]:
+    return [Check(image, ("python3", "-c", f"import {modules}; print('modules ok')"), r"^modules ok$",
+                  "service modules import")]
+
+
 CHECKS: List[Check] = [
     Check("base", ("sh", "-c", "cat /etc/debian_version; id -un"), r"^12\.\d+\n(?:.*\n)*root$", "Debian 12"),
     Check("python-base", ("python3", "-c", "import ssl, json; print(json.dumps(ssl.OPENSSL_VERSION))"),
@@ -73,6 +78,14 @@ CHECKS: List[Check] = [
     *service("nova-scheduler", ("nova-scheduler", "--version"), r"^26\.\d+\.\d+$", "nova"),
     *service("nova-compute", ("nova-compute", "--version"), r"^26\.\d+\.\d+$", "nova"),
     Check("nova-compute", ("sudo", "-n", "-l"), r"nova-rootwrap", "sudo works for rootwrap/privsep"),
+    # The service modules load without the Depends their images leave out (exclude_packages).
+    *imports("nova-api", "nova.cmd.api, nova.api.openstack.compute.routes, nova.image.glance, "
+             "nova.conductor.manager, nova.scheduler.manager, websockify"),
+    *imports("nova-compute", "nova.cmd.compute, nova.compute.manager, nova.virt.libvirt.driver, "
+             "nova.virt.libvirt.imagebackend, nova.storage.rbd_utils, rados, rbd"),
+    *imports("glance-api", "glance.cmd.api, glance.api.v2.router, glance_store, lxml.etree"),
+    *imports("keystone", "keystone.server.flask.application, keystone.server.wsgi, saml2, repoze.who"),
+    *imports("neutron-server", "neutron.cmd.eventlet.server, neutron.plugins.ml2.plugin, netaddr"),
     *service("neutron-server", ("neutron-server", "--version"), r"^neutron-server 21\.\d+\.\d+$", "neutron"),
     *service("memcached", ("memcached", "-h"), r"^memcached 1\.6\.\d+", "memcache"),
     *service("mariadb", ("mariadbd", "--version"), r"Ver 10\.11\.\d+-MariaDB", "mysql"),
