@@ -22,6 +22,7 @@ from pants.engine.target import FieldSet, InferDependenciesRequest, InferredDepe
 from pants.engine.unions import UnionRule
 
 from oci.action import ActionRequest
+from oci.bytecode import BytecodeLayers, BytecodeLayersRequest
 from oci.chain import ImageTarget, ImageTargetRequest, ParentChain
 from oci.declared_files import DeclaredFilesChecked, DeclaredFilesCheckRequest
 from oci.errors import ImageBuildError
@@ -131,12 +132,14 @@ async def own_layers(request: OwnLayersRequest) -> OwnLayers:
         await Get(DeclaredFilesChecked, DeclaredFilesCheckRequest(address, files, package_metadata))
     declared_users = target[OciImageUsersField].value or ()
     users = tuple(sorted({*(parent.users if parent else ()), *declared_users}))
+    bytecode = await Get(BytecodeLayers, BytecodeLayersRequest(address, package_layers, request.architecture))
     system_layers = []
     if package_layers.layers or declared_users:
         system_layers.append(await Get(Layer, SystemLayerRequest(address, package_metadata, users)))
     # Declared files come last so that they override what packages and the system layer wrote.
     files_layers = [files_layer.layer] if files_layer.layer else []
-    return OwnLayers((*package_layers.layers, *system_layers, *files_layers), package_metadata, users)
+    return OwnLayers((*package_layers.layers, *bytecode.layers, *system_layers, *files_layers), package_metadata,
+                     users)
 
 
 def check_platform(image: ImageTarget, architecture: str, default: str, wanted_by: Address) -> None:

@@ -1,7 +1,7 @@
 """The `oci` backend: reproducible OCI images as Pants targets."""
 
 from oci import action, chain, debian_lock, image, layer, package, packages, platforms, system_layer, users
-from oci import declared_files, publish, run, tarball, tools
+from oci import bytecode, declared_files, publish, run, tarball, tools
 from oci import audit
 from oci.tarball import OciImageTarballTarget
 from oci.target_types import ImageFilesTarget, OciImageTarget
@@ -22,6 +22,7 @@ def rules():
         *debian_lock.rules(),
         *packages.rules(),
         *system_layer.rules(),
+        *bytecode.rules(),
         *platforms.rules(),
         *users.rules(),
         *tools.rules(),
