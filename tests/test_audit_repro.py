@@ -11,6 +11,7 @@ and a claimed digest is confirmed or refuted (verify mode).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -95,3 +96,30 @@ def test_verify_mode_confirms_and_refutes_claimed_digests(checked):
     assert f"expected {base_digest}: confirmed" in base
     tool = section(check.output, "images/tool:tool")
     assert f"expected sha256:{'0' * 64}: REFUTED" in tool and tool.startswith("images/tool:tool: DIFFERS")
+
+
+def test_perturbed_rebuild_by_the_goal_itself(tmp_path):
+    """`--perturb`: the goal rebuilds every step in perturbed sandboxes, past the cache, and compares with dist/."""
+    repo = make_repo(tmp_path / "repo")
+    leak_the_clock(repo)
+    store = tmp_path / "store"
+    package = run_pants(repo, "package", "::", store=store)
+    assert package.returncode == 0, package.output
+    check = run_pants(repo, "repro-check", "--perturb", "::", store=store)  # same store: the cache is warm
+    assert check.returncode == 1, check.output
+    perturbed = {p for p in check.processes if p.endswith("(perturbed)") and p.startswith(("Build ", "Assemble "))}
+    assert len(perturbed) == 8, check.output  # every layer and assembly really ran again
+    assert "Perturbed rebuild: umask 077, TZ=Pacific/Chatham" in check.output
+    clock = "clock +3653d via " if shutil.which("faketime") else "clock not shifted (libfaketime not found"
+    assert clock in check.output
+    assert "2 of 4 images reproduced." in check.output
+    for image in ("images/base:base", "images/tool:tool"):
+        assert section(check.output, image).startswith(f"{image}: reproduced"), check.output
+    app = section(check.output, "images/app:app")
+    assert app.startswith("images/app:app: DIFFERS")
+    assert "layer 1 (files of images/app:app; added by images/app:app): different content" in app
+    assert "in the normal build" in app and "/etc/app/app.conf" not in app
+    here, there = (int(v) for v in re.search(r"/usr/local/bin/app\.sh: mtime (\d+) here, (\d+) in the normal", app)
+                   .groups())
+    if shutil.which("faketime"):
+        assert here - there > 3600 * 24 * 3000  # the leaked clock was ten years ahead: libfaketime reached it

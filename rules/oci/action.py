@@ -16,6 +16,8 @@ from pants.engine.process import Process, ProcessCacheScope
 from pants.engine.rules import Get, collect_rules, rule
 from pants.util.logging import LogLevel
 
+from oci.perturbation import ActionPerturbation
+
 ACTIONS_DIR = Path(__file__).parent / "actions"
 ACTIONS_ROOT = "__oci_actions"
 # The same variables on every host: the actions must not depend on them, and this keeps
@@ -86,18 +88,21 @@ async def find_action_python(python_bootstrap: PythonBootstrap) -> ActionPython:
 
 
 @rule
-async def action_process(request: ActionRequest, python: ActionPython, sources: ActionSources) -> Process:
+async def action_process(
+    request: ActionRequest, python: ActionPython, sources: ActionSources, perturbation: ActionPerturbation
+) -> Process:
     input_digest = await Get(Digest, MergeDigests([sources.digest, request.input_digest]))
+    perturbed = perturbation.active  # only under `repro-check --perturb`; see oci/perturbation.py
     return Process(
-        argv=(python.path, "-B", "-s", "-m", f"oci.actions.{request.module}", *request.argv),
+        argv=(python.path, "-B", "-s", *perturbation.wrap(f"oci.actions.{request.module}"), *request.argv),
         input_digest=input_digest,
-        description=request.description,
+        description=f"{request.description} (perturbed)" if perturbed else request.description,
         # The interpreter's fingerprint keys the cache: the zlib and tarfile in use come with it.
-        env={**ACTION_ENV, "OCI_ACTION_PYTHON": python.fingerprint},
+        env={**ACTION_ENV, "OCI_ACTION_PYTHON": python.fingerprint, **dict(perturbation.env)},
         output_files=request.output_files,
         output_directories=request.output_directories,
         level=request.level,
-        cache_scope=request.cache_scope,
+        cache_scope=ProcessCacheScope.PER_SESSION if perturbed else request.cache_scope,
     )
 
 

@@ -17,6 +17,11 @@ again; perturb the environment around it to test the reproducibility contract:
       ./pants --no-pantsd --no-local-cache --no-remote-cache-read repro-check --against=/tmp/dist-before ::'
 
 With a cache on, the goal says so: the images it compares may then be the cached ones.
+
+    --perturb         every action of this run (the images' layers and assemblies) runs in a
+                      perturbed sandbox (oci/perturbation.py: umask, TZ, locale, working-directory
+                      depth, clock) and is never a cache hit: a real rebuild, compared with the
+                      normal build in --against (default: dist/, as `pants package` wrote it).
 """
 
 from __future__ import annotations
@@ -33,11 +38,12 @@ from pants.engine.process import ProcessCacheScope, ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, goal_rule, rule
 from pants.engine.target import FilteredTargets
 from pants.option.global_options import GlobalOptions
-from pants.option.option_types import StrListOption, StrOption
+from pants.option.option_types import BoolOption, StrListOption, StrOption
 from pants.util.strutil import help_text
 
 from oci.action import ActionRequest
 from oci.audit.facts import ImageFacts, ImageFactsRequest, image_targets
+from oci.perturbation import ActionPerturbation, find_libfaketime, repro_perturbation
 from oci.platforms import ImageLayout, ImageLayoutRequest
 from oci.subsystem import OciSubsystem
 from oci.target_types import OciImageOutputPathField, OciImagePlatformsField
@@ -59,6 +65,18 @@ class ReproCheckSubsystem(GoalSubsystem):
     expect = StrListOption(
         default=[],
         help="`ADDRESS=sha256:...`: the digest the image must have (its manifest, or its index if multi-platform).",
+    )
+    perturb = BoolOption(
+        default=False,
+        help=help_text(
+            """
+            Rebuild the images with every action in a perturbed sandbox (umask 077, another TZ and
+            locale, a deeper working directory, the clock ten years ahead with libfaketime when
+            installed; never from a cache) and compare with the normal build: `--against`, by
+            default `dist/` as `pants package` wrote it. Run it on its own, after `pants package`:
+            every action of the run is perturbed.
+            """
+        ),
     )
 
 
@@ -110,6 +128,12 @@ async def compare_layout(request: LayoutComparisonRequest) -> LayoutComparison:
     return LayoutComparison(result.stdout.decode())
 
 
+@rule
+async def action_perturbation(options: ReproCheckSubsystem) -> ActionPerturbation:
+    """Empty unless --repro-check-perturb: then every action Process of the run is perturbed."""
+    return repro_perturbation(find_libfaketime()) if options.perturb else ActionPerturbation()
+
+
 def layer_owner(facts_by_platform: Mapping[str, ImageFacts], platform: str, index: int) -> str:
     facts = facts_by_platform.get(platform.rsplit("/", 1)[-1]) or next(iter(facts_by_platform.values()), None)
     if facts is None or index >= len(facts.layers):
@@ -117,14 +141,14 @@ def layer_owner(facts_by_platform: Mapping[str, ImageFacts], platform: str, inde
     return str(facts.layers[index].added_by)
 
 
-def member_lines(members: Mapping) -> list[str]:
+def member_lines(members: Mapping, other: str = "the reference") -> list[str]:
     lines = []
     for name in members.get("only_in_current") or []:
         lines.append(f"        /{name}: only in this build")
     for name in members.get("only_in_reference") or []:
-        lines.append(f"        /{name}: only in the reference")
+        lines.append(f"        /{name}: only in {other}")
     for change in members.get("changed_members") or []:
-        fields = ", ".join(f"{key} {value['current']!r} here, {value['reference']!r} in the reference"
+        fields = ", ".join(f"{key} {value['current']!r} here, {value['reference']!r} in {other}"
                            for key, value in sorted(change["fields"].items()))
         lines.append(f"        /{change['path']}: {fields}")
     hidden = (members.get("changed_member_count") or 0) - len(members.get("changed_members") or [])
@@ -135,7 +159,8 @@ def member_lines(members: Mapping) -> list[str]:
     return lines
 
 
-def difference_lines(report: Mapping, facts_by_platform: Mapping[str, ImageFacts]) -> list[str]:
+def difference_lines(report: Mapping, facts_by_platform: Mapping[str, ImageFacts],
+                     other: str = "the reference") -> list[str]:
     if report.get("error"):
         return [f"    cannot compare: {report['error']}"]
     lines = []
@@ -143,14 +168,14 @@ def difference_lines(report: Mapping, facts_by_platform: Mapping[str, ImageFacts
         platform = f" [{item['platform']}]" if item.get("platform") else ""
         if item["where"] == "config":
             lines.append(f"    config{platform} {item['field']}: {item['current']!r} here, "
-                         f"{item['reference']!r} in the reference")
+                         f"{item['reference']!r} in {other}")
         elif item["where"] == "layer":
             owner = layer_owner(facts_by_platform, item.get("platform", ""), item["index"])
             history = item["created_by"] or "no history"
             lines.append(f"    layer {item['index']}{platform} ({history}; added by {owner}): {item['what']}")
             lines.append(f"        diff_id {item['current']['diff_id']} here, "
-                         f"{item['reference']['diff_id']} in the reference")
-            lines += member_lines(item.get("members") or {})
+                         f"{item['reference']['diff_id']} in {other}")
+            lines += member_lines(item.get("members") or {}, other)
         else:
             lines.append(f"    {item['where']}{platform}: {item['what']}")
     return lines
@@ -167,10 +192,15 @@ def reference_root(against: str) -> str:
     return against if os.path.isabs(against) else os.path.join(os.getcwd(), against)
 
 
+def differs(report: Mapping) -> bool:
+    return not report.get("identical") or bool(report.get("differences")) or bool(report.get("error"))
+
+
 async def check_image(target, layout: ImageLayout, expected: Mapping[str, str], against: str | None,
-                      oci: OciSubsystem) -> ImageCheck:
+                      oci: OciSubsystem, perturbed: bool = False) -> ImageCheck:
     address = str(target.address)
-    lines, ok = [f"    built {layout.digest}"], True
+    lines, ok = [f"    built {layout.digest}" + (" (perturbed rebuild)" if perturbed else "")], True
+    architectures = target[OciImagePlatformsField].architectures(oci.architecture)
     claimed = expected.get(address) or expected.get(target.address.spec)
     if claimed:
         confirmed = claimed == layout.digest
@@ -184,11 +214,11 @@ async def check_image(target, layout: ImageLayout, expected: Mapping[str, str], 
         comparison = await Get(LayoutComparison, LayoutComparisonRequest(layout.layout, directory))
         report = comparison.report
         lines.append(f"    reference {report.get('reference') or '?'} ({directory})")
-        if not report.get("identical") or report.get("differences") or report.get("error"):
+        if differs(report):
             ok = False
-            architectures = target[OciImagePlatformsField].architectures(oci.architecture)
             facts = await MultiGet(Get(ImageFacts, ImageFactsRequest(target.address, a)) for a in architectures)
-            lines += difference_lines(report, dict(zip(architectures, facts)))
+            lines += difference_lines(report, dict(zip(architectures, facts)),
+                                      "the normal build" if perturbed else "the reference")
     return ImageCheck(address, ok, tuple(lines))
 
 
@@ -198,13 +228,18 @@ async def repro_check(
     oci: OciSubsystem,
 ) -> ReproCheckGoal:
     try:
-        if not options.against and not options.expect:
-            raise ReproCheckUsageError("Say what to compare with: --against=DIR and/or --expect=ADDRESS=DIGEST.")
+        if not options.against and not options.expect and not options.perturb:
+            raise ReproCheckUsageError(
+                "Say what to compare with: --perturb, --against=DIR and/or --expect=ADDRESS=DIGEST.")
         expected = parse_expectations(options.expect)
     except ReproCheckUsageError as e:
         console.print_stderr(str(e))
         return ReproCheckGoal(exit_code=2)
-    if global_options.local_cache or global_options.remote_cache_read:
+    perturbation = repro_perturbation(find_libfaketime()) if options.perturb else ActionPerturbation()
+    against = options.against or ("dist" if perturbation.active else None)
+    if perturbation.active:
+        console.print_stderr(f"Perturbed rebuild: {perturbation.description}; compared with {against}/.")
+    elif global_options.local_cache or global_options.remote_cache_read:
         console.print_stderr("Note: process caches are on, so these images may be cached builds, not rebuilds; "
                              "add --no-local-cache --no-remote-cache-read to rebuild them.")
     images = image_targets(targets)
@@ -212,7 +247,7 @@ async def repro_check(
     layouts = await MultiGet(Get(ImageLayout, ImageLayoutRequest(t.address)) for t in images)
     checks = []
     for target, layout in zip(images, layouts):
-        checks.append(await check_image(target, layout, expected, options.against, oci))
+        checks.append(await check_image(target, layout, expected, against, oci, perturbation.active))
     for check in checks:
         console.print_stdout(f"{check.address}: {'reproduced' if check.ok else 'DIFFERS'}")
         for line in check.lines:
