@@ -140,6 +140,7 @@ def main(argv=None) -> int:
                 add("pantsd_leaf", ours.package(f"leaf file change, warm pantsd #{rep + 1}", f"pantsd-leaf-{rep}",
                                                 pantsd=True))
                 ours.reset()
+                ours.package(f"leaf file reverted, warm pantsd #{rep + 1}", f"pantsd-leaf-back-{rep}", pantsd=True)
                 pantsd_mem.append(B.pantsd_memory(ours.repo))
             finally:
                 ours.stop_pantsd()

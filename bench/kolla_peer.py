@@ -526,6 +526,7 @@ def main(argv=None) -> int:
         ours.change_leaf(0)
         rebuilds["ours"]["leaf"] = ours.package("ours leaf file change", "leaf")
         ours.reset()
+        ours.package("ours leaf file reverted", "leaf-back")  # dist/ as before the change
         leaf_ctx = kolla.work / "ctx" / "keystone"
         kolla.contexts()
         ini = next(leaf_ctx.rglob(Path(LEAF_FILE).name))
