@@ -216,6 +216,18 @@ def test_a_differing_member_is_pinpointed_by_layer_path_and_field(tmp_path):
     assert members["only_in_reference"] == ["srv/z"] and members["only_in_current"] == []
     [changed] = members["changed_members"]
     assert changed["path"] == "srv/y" and set(changed["fields"]) == {"sha256"}
+    assert changed["text_diff"] == ["--- reference/srv/y", "+++ current/srv/y", "@@ -1 +1 @@", "-Y", "+y"]
+
+
+def test_text_diffs_only_for_small_text_files(tmp_path):
+    big = b"line\n" * 20000
+    a = make_layout(tmp_path / "a", {"srv/bin": b"\x7fELF\0a", "srv/big": big + b"a\n", "srv/conf": b"a = 1\nb = 2\n"})
+    b = make_layout(tmp_path / "b", {"srv/bin": b"\x7fELF\0b", "srv/big": big + b"b\n", "srv/conf": b"a = 1\nb = 3\n"})
+    [layer] = [d for d in compare_layouts(str(a), str(b))["differences"] if d["where"] == "layer"]
+    changed = {c["path"]: c for c in layer["members"]["changed_members"]}
+    assert set(changed) == {"srv/bin", "srv/big", "srv/conf"}
+    assert "text_diff" not in changed["srv/bin"] and "text_diff" not in changed["srv/big"]
+    assert changed["srv/conf"]["text_diff"][-2:] == ["-b = 3", "+b = 2"]
 
 
 def test_mtime_and_config_differences_are_named(tmp_path):

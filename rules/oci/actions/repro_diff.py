@@ -6,7 +6,9 @@ From the top down: the index (tags and manifest digests), then per manifest the 
 - same diff_id: only the compressed bytes differ, so the compressor differs (zlib
   version or level; see each build's provenance), not the content;
 - otherwise both blobs are decompressed and their tar members compared: members only on
-  one side, and per member the header fields and the content's sha256.
+  one side, and per member the header fields and the content's sha256; for a small
+  text file whose content differs, a unified diff of the two contents (as diffoscope would
+  show it; binaries are left to diffoscope on the two blobs).
 Every blob read is checked against its digest first, so a damaged reference is reported
 as such rather than as a difference of the build.
 
@@ -16,6 +18,7 @@ as such rather than as a difference of the build.
 
 from __future__ import annotations
 
+import difflib
 import gzip
 import hashlib
 import json
@@ -25,6 +28,8 @@ import tarfile
 from typing import Dict, Iterator, List, Optional, Tuple
 
 MAX_MEMBER_DIFFERENCES = 20
+MAX_TEXT_BYTES = 64 * 1024  # contents kept for a text diff
+MAX_DIFF_LINES = 40
 HEADER_FIELDS = ("type", "mode", "uid", "gid", "uname", "gname", "mtime", "size", "linkname")
 INDEX_MEDIA_TYPES = ("application/vnd.oci.image.index.v1+json",
                      "application/vnd.docker.distribution.manifest.list.v2+json")
@@ -96,19 +101,38 @@ def json_differences(current, reference, path: str = "") -> List[Tuple[str, obje
     return [] if current == reference else [(path, current, reference)]
 
 
-def tar_members(stream) -> Iterator[Tuple[tarfile.TarInfo, Optional[str]]]:
-    """Each member of a gzip-compressed tar stream with the sha256 of its content (None for non-files)."""
+def tar_members(stream) -> Iterator[Tuple[tarfile.TarInfo, Optional[str], Optional[bytes]]]:
+    """Each member of a gzip-compressed tar stream with the sha256 of its content (None for non-files)
+    and the content itself when it is small enough to diff."""
     with gzip.GzipFile(fileobj=stream, mode="rb") as unzipped:
         with tarfile.open(fileobj=unzipped, mode="r|") as tar:
             for info in tar:
-                content_hash = None
+                content_hash, small = None, None
                 if info.isfile():
                     digest = hashlib.sha256()
                     source = tar.extractfile(info)
+                    kept = bytearray() if info.size <= MAX_TEXT_BYTES else None
                     for chunk in iter(lambda: source.read(1 << 20), b""):
                         digest.update(chunk)
+                        if kept is not None:
+                            kept += chunk
                     content_hash = digest.hexdigest()
-                yield info, content_hash
+                    small = bytes(kept) if kept is not None else None
+                yield info, content_hash, small
+
+
+def text_diff(current: Optional[bytes], reference: Optional[bytes], name: str) -> List[str]:
+    """A unified diff of two small UTF-8 texts, else nothing."""
+    if current is None or reference is None or b"\0" in current or b"\0" in reference:
+        return []
+    try:
+        here, there = current.decode("utf-8"), reference.decode("utf-8")
+    except UnicodeDecodeError:
+        return []
+    lines = list(difflib.unified_diff(there.splitlines(), here.splitlines(), f"reference/{name}",
+                                      f"current/{name}", lineterm="", n=2))
+    return lines[:MAX_DIFF_LINES] + ([f"... {len(lines) - MAX_DIFF_LINES} more lines"]
+                                     if len(lines) > MAX_DIFF_LINES else [])
 
 
 def member_record(info: tarfile.TarInfo, content_hash: Optional[str]) -> dict:
@@ -120,8 +144,8 @@ def member_record(info: tarfile.TarInfo, content_hash: Optional[str]) -> dict:
     return record
 
 
-def layer_members(layout: Layout, digest: str) -> Tuple[List[str], Dict[str, dict]]:
-    order, records = [], {}
+def layer_members(layout: Layout, digest: str) -> Tuple[List[str], Dict[str, dict], Dict[str, bytes]]:
+    order, records, contents = [], {}, {}
     stream = layout.verified_blob_stream(digest)
     hasher = hashlib.sha256()
 
@@ -132,18 +156,20 @@ def layer_members(layout: Layout, digest: str) -> Tuple[List[str], Dict[str, dic
             return data
 
     with stream:
-        for info, content_hash in tar_members(Hashing()):
+        for info, content_hash, small in tar_members(Hashing()):
             order.append(info.name)
             records[info.name] = member_record(info, content_hash)
+            if small is not None:
+                contents[info.name] = small
         hasher.update(stream.read())
     if "sha256:" + hasher.hexdigest() != digest:
         raise LayoutError(f"{layout.root}: blob {digest} does not match its digest (damaged layout)")
-    return order, records
+    return order, records, contents
 
 
 def member_differences(current: Layout, reference: Layout, current_digest: str, reference_digest: str) -> dict:
-    current_order, current_members = layer_members(current, current_digest)
-    reference_order, reference_members = layer_members(reference, reference_digest)
+    current_order, current_members, current_contents = layer_members(current, current_digest)
+    reference_order, reference_members, reference_contents = layer_members(reference, reference_digest)
     only_current = [name for name in current_order if name not in reference_members]
     only_reference = [name for name in reference_order if name not in current_members]
     changed = []
@@ -152,7 +178,12 @@ def member_differences(current: Layout, reference: Layout, current_digest: str, 
             fields = {key: {"current": value, "reference": reference_members[name][key]}
                       for key, value in current_members[name].items() if value != reference_members[name][key]}
             if fields:
-                changed.append({"path": name, "fields": fields})
+                change = {"path": name, "fields": fields}
+                if "sha256" in fields:
+                    diff = text_diff(current_contents.get(name), reference_contents.get(name), name)
+                    if diff:
+                        change["text_diff"] = diff
+                changed.append(change)
     common_order = [n for n in current_order if n in reference_members]
     reordered = common_order != [n for n in reference_order if n in current_members]
     return {

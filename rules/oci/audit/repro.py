@@ -151,6 +151,7 @@ def member_lines(members: Mapping, other: str = "the reference") -> list[str]:
         fields = ", ".join(f"{key} {value['current']!r} here, {value['reference']!r} in {other}"
                            for key, value in sorted(change["fields"].items()))
         lines.append(f"        /{change['path']}: {fields}")
+        lines += [f"            {line}" for line in change.get("text_diff") or ()]
     hidden = (members.get("changed_member_count") or 0) - len(members.get("changed_members") or [])
     if hidden > 0:
         lines.append(f"        ... and {hidden} more changed members")
