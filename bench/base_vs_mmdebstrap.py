@@ -12,7 +12,9 @@ mmdebstrap: `mmdebstrap --variant=essential --hook-dir=/usr/share/mmdebstrap/hoo
 --include=ca-certificates,dumb-init bookworm rootfs.tar <bookworm, bookworm-updates,
 bookworm-security>` with SOURCE_DATE_EPOCH=0: the same 65 packages as our base (Essential plus
 the two; the merged-usr hooks make it take usr-is-merged, as our resolver does, where plain
-`--include=usr-is-merged` still gets usrmerge and perl from the Essential stage), then an OCI
+`--include=usr-is-merged` still gets usrmerge and perl from the Essential stage), with dpkg's
+path-exclude/path-include set from pants.toml's `[debian].path_excludes`/`path_includes` so
+both leave out the same documentation (`--dpkgopt`), then an OCI
 image of the tarball with umoci (`init`, `new`,
 `raw add-layer`, `config` with created = the epoch and the same entrypoint and env). With a warm
 cache the base closure's .debs (the lock's, under apt's file names) are put into the chroot's
@@ -50,6 +52,14 @@ EPOCH = "1970-01-01T00:00:00Z"
 MERGED_USR_HOOKS = "/usr/share/mmdebstrap/hooks/merged-usr"
 
 
+def dpkg_path_options(pants_toml: Path) -> List[str]:
+    """pants.toml's [debian] path filters as mmdebstrap --dpkgopt lines (dpkg: the last match wins)."""
+    import tomllib  # Python 3.11+, as on bookworm's /usr/bin/python3
+    debian = tomllib.loads(pants_toml.read_text()).get("debian", {})
+    return ([f"--dpkgopt=path-exclude={p}" for p in debian.get("path_excludes", [])]
+            + [f"--dpkgopt=path-include={p}" for p in debian.get("path_includes", [])])
+
+
 def mmdebstrap_image(work: Path, label: str, tag: str, archives: Path = None) -> Dict[str, object]:
     """mmdebstrap a rootfs tarball, then umoci it into an OCI layout; two Runs and the digests."""
     out = work / f"mm-{tag}"
@@ -62,6 +72,7 @@ def mmdebstrap_image(work: Path, label: str, tag: str, archives: Path = None) ->
                  f"--setup-hook=sync-in {archives} /var/cache/apt/archives/"]
     mm = B.run(f"{label}: mmdebstrap", ["mmdebstrap", "--variant=essential", f"--hook-dir={MERGED_USR_HOOKS}",
                                          "--include=ca-certificates,dumb-init", *hooks,
+                                         *dpkg_path_options(B.REPO_ROOT / "pants.toml"),
                                          "bookworm", str(rootfs), *SOURCES],
                work / "logs" / f"{tag}-mmdebstrap.log", env={**os.environ, "SOURCE_DATE_EPOCH": "0"}).check()
     layout = out / "oci"
