@@ -75,14 +75,12 @@ class DebianSubsystem(Subsystem):
     )
     script_effects = DictOption[str](
         default={
-            # Replaced by declarations in the system layer.
-            "alternatives": "covered", "accounts": "covered", "ca-certificates": "covered",
+            # Replaced by declarations in the system layer (ldconfig: /etc/ld.so.cache and soname links).
+            "alternatives": "covered", "accounts": "covered", "ca-certificates": "covered", "ldconfig": "covered",
             # Only matter on a booted host or for a package manager, not in an image.
             "service": "ignore", "boot": "ignore", "machine-id": "ignore", "binfmt": "ignore",
             "caches": "ignore", "trigger": "ignore", "maintscript-helper": "ignore", "shells": "ignore",
             "tmpfiles": "ignore", "locales": "ignore",
-            # Debian's ld.so searches the multiarch directories without a cache.
-            "ldconfig": "ignore",
             # .pyc files are optional: Python compiles on first import when it can write.
             "byte-compile": "ignore",
         },

@@ -28,13 +28,16 @@ from .tarlayer import FILE, HARDLINK, Entry, LayerError, open_content
 
 PACKAGES_JSON = "packages.json"
 EXTRAS_DIR = "extras"
-# What build_system_layer reads (accounts, nsswitch.conf, the CA bundle); a trailing "/" means "everything below".
+# What build_system_layer reads (accounts, nsswitch.conf, the CA bundle, ld.so.conf); a trailing "/" means
+# "everything below".
 DEFAULT_EXTRAS = (
     "usr/share/base-passwd/passwd.master",
     "usr/share/base-passwd/group.master",
     "usr/share/base-files/",
     "usr/share/debianutils/shells",
     "usr/share/ca-certificates/",
+    "etc/ld.so.conf",
+    "etc/ld.so.conf.d/",
 )
 
 

@@ -1,7 +1,8 @@
 """Write an image's system layer: `python -m oci.actions.build_system_layer spec.json`.
 
 What maintainer scripts would have written, made from declarations: accounts,
-the CA bundle, alternatives, nsswitch.conf and the time zone.  The sandbox holds
+the CA bundle and its hash links, alternatives, nsswitch.conf, the time zone and
+/etc/ld.so.cache.  The sandbox holds
 `packages/*.json` (what every package of the image installed and what its
 scripts would do) and `extras/` (the few package files these are made from);
 the spec holds the users table, the image's declared users and the policy for
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from .accounts import AccountError, Accounts, Group, User, merge_accounts, parse_group, parse_passwd
 from .build_layer import write_layer_files
 from .deblayer import merged_usr_root_links
+from .elf import SharedObject
+from .ldcache import GENERATOR, LD_SO_CACHE, TRIPLETS, ImageTree, LdCacheError, Node, build_ld_cache, cache_bytes
 from .sysfiles import (
     CA_CERT_DIR,
     NSSWITCH_TEMPLATE,
@@ -84,6 +87,26 @@ class ChainPackages:
     def findings(self, kind: str) -> list[tuple[str, dict]]:
         return [(p["name"], item) for p in self.packages for item in p["maintainer_scripts"][kind]]
 
+    def owners(self) -> dict[str, str]:
+        return {f["path"]: p["name"] for p in self.packages for f in p["files"]}
+
+    def architecture(self) -> str | None:
+        """The image's architecture: libc6's, or the one architecture its other packages are built for."""
+        libc = sorted(p["architecture"] for p in self.packages if p["name"] == "libc6")
+        specific = sorted({p["architecture"] for p in self.packages} - {"all"})
+        return libc[0] if libc else (specific[0] if len(specific) == 1 else None)
+
+    def tree(self, on_top: list[Entry]) -> ImageTree:
+        """The image's files as its packages and then `on_top` (this layer's entries so far) leave them."""
+        nodes = {f["path"]: Node(f["kind"], f.get("target", "")) for p in self.packages for f in p["files"]}
+        nodes.update((e.path, Node(e.kind, e.target)) for e in on_top)
+        return ImageTree(nodes)
+
+    def shared_objects(self) -> dict[str, SharedObject]:
+        """Path -> ELF facts of the libraries the package layers recorded (damaged ones left out, as ldconfig does)."""
+        return {s["path"]: SharedObject.from_json(s) for p in self.packages for s in p.get("shared_objects") or ()
+                if "error" not in s}
+
 
 def extras_in(directory: str) -> dict[str, str]:
     """Image path -> sandbox path of every package file extracted for this layer."""
@@ -121,7 +144,7 @@ def check_effects(chain: ChainPackages, policy: dict, accepted: dict) -> list[st
     return notes
 
 
-def system_entries(spec: dict) -> list[Entry]:
+def system_entries(spec: dict, warnings: list | None = None) -> list[Entry]:
     chain = ChainPackages.load("packages")
     extras = extras_in("extras")
     installed = chain.installed()
@@ -130,13 +153,27 @@ def system_entries(spec: dict) -> list[Entry]:
     certificates = {path: read_extra(extras, path) for path in extras if path.startswith(CA_CERT_DIR + "/")}
     entries = account_entries(table_accounts(spec, chain), extras)
     entries += alternative_entries(choose_alternatives(candidates, installed), candidates, installed)
-    entries += ca_bundle({p: c for p, c in certificates.items() if p.endswith(".crt")})
+    entries += ca_bundle({p: c for p, c in certificates.items() if p.endswith(".crt")}, chain.owners(), warnings)
     if chain.packages:
         entries.append(nsswitch(read_extra(extras, NSSWITCH_TEMPLATE)))
         entries += installed_templates(lambda path: read_extra(extras, path))
         entries += merged_usr_root_links()
     entries += localtime(spec.get("timezone") or "Etc/UTC", installed)
+    if chain.packages:
+        entries += ld_cache_entries(chain, extras, entries)
     return entries
+
+
+def ld_cache_entries(chain: ChainPackages, extras: dict, entries: list[Entry]) -> list[Entry]:
+    """What the libc-bin trigger's `ldconfig` would leave: the cache and the soname links it creates."""
+    architecture = chain.architecture()
+    if architecture not in TRIPLETS:
+        return []
+    cache = build_ld_cache(chain.tree(entries), chain.shared_objects(), lambda path: read_extra(extras, path),
+                           architecture)
+    taken = {e.path for e in entries}
+    links = [link for link in cache.links if link.path not in taken]
+    return links + [Entry(LD_SO_CACHE, FILE, 0o644, data=cache_bytes(cache.entries, GENERATOR))]
 
 
 def table_accounts(spec: dict, chain: ChainPackages) -> dict:
@@ -186,11 +223,14 @@ def main(argv: list[str]) -> int:
     spec_path, = argv
     with open(spec_path, encoding="utf-8") as f:
         spec = json.load(f)
+    warnings: list = []
     try:
-        entries = system_entries(spec)
-    except (UncoveredEffect, AccountError) as error:
+        entries = system_entries(spec, warnings)
+    except (UncoveredEffect, AccountError, LdCacheError) as error:
         print(f"error: {spec.get('image', '')}: {error}", file=sys.stderr)
         return 1
+    for warning in warnings:
+        print(f"warning: {spec.get('image', '')}: {warning}", file=sys.stderr)
     result = write_layer_files(entries, spec, ".")
     print(f"{result['diff_id']} {len(entries)} system entries", file=sys.stderr)
     return 0

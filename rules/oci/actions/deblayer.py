@@ -26,10 +26,12 @@ import hashlib
 import os
 import posixpath
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .debfile import CompressedDataError, ControlInfo, DebArchive, DebError, strip_dot_slash
+from .elf import ElfError, read_shared_object
+from .ldcache import looks_like_dso
 from .maintscripts import ScriptFindings, scan_maintainer_scripts
 from .tarlayer import DIR, FILE, HARDLINK, SYMLINK, Entry, path_key
 
@@ -140,6 +142,8 @@ class InstalledPackage:
     control: ControlInfo
     files: Tuple[PackageFile, ...]  # data.tar order
     findings: ScriptFindings
+    # ELF facts of the files ldconfig would look at, for the system layer's ld.so.cache
+    shared_objects: Tuple[dict, ...] = field(default=(), compare=False)
 
     @property
     def name(self) -> str:
@@ -157,6 +161,7 @@ class InstalledPackage:
         return f"{self.name} {self.control.version} ({self.deb.path})"
 
     def to_json(self) -> dict:
+        paths = {f.path for f in self.files}  # files a path filter dropped keep no record
         return {
             "name": self.name,
             "version": self.control.version,
@@ -169,6 +174,7 @@ class InstalledPackage:
             "files": [f.to_json() for f in sorted(self.files, key=lambda f: f.path)],
             "dpkg_metadata": sorted(e.path for e in dpkg_metadata_entries(self)),
             "maintainer_scripts": self.findings.to_json(),
+            "shared_objects": [s for s in self.shared_objects if s["path"] in paths],
         }
 
 
@@ -258,7 +264,31 @@ def read_package(deb: DebInput, spool: str) -> InstalledPackage:
         with open(spool, "wb") as out:
             files = read_files(archive, deb.label, SpoolWriter(spool, out))
     findings = scan_maintainer_scripts(control.scripts, control.triggers)
-    return InstalledPackage(deb, control, tuple(files), findings)
+    return InstalledPackage(deb, control, tuple(files), findings, shared_object_records(files))
+
+
+def shared_object_records(files: Sequence[PackageFile]) -> Tuple[dict, ...]:
+    """What ldconfig needs from each file named like a library (lib*.so*, ld-*.so*), by path.
+
+    Non-ELF files (linker scripts such as libc.so) and executables are left out;
+    a damaged ELF file is recorded with its error, and ldconfig skips it as it would.
+    """
+    contents = {f.path: f for f in files if f.entry.kind == FILE}
+    records = []
+    for file in sorted(files, key=lambda f: f.path):
+        if file.entry.kind not in (FILE, HARDLINK) or not looks_like_dso(posixpath.basename(file.path)):
+            continue
+        content = contents[file.entry.target] if file.entry.kind == HARDLINK else file
+        stream, size = content.entry.opener()
+        with stream:
+            try:
+                found = read_shared_object(stream, size)
+            except ElfError as error:
+                records.append({"path": file.path, "error": str(error)})
+                continue
+        if found is not None:
+            records.append({"path": file.path, **found.to_json()})
+    return tuple(records)
 
 
 class SpoolWriter:

@@ -7,11 +7,13 @@ left behind, the same way every time.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence
 
 from .tarlayer import DIR, FILE, SYMLINK, Entry
+from .x509hash import CertificateError, single_certificate, subject_hash
 
 MERGED_USR_DIRS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 CA_CERT_DIR = "usr/share/ca-certificates"
@@ -95,21 +97,55 @@ def alternatives_admin_file(master: Alternative, candidates: Sequence[Alternativ
     return ("\n".join(lines) + "\n").encode()
 
 
-def ca_bundle(certificates: Mapping[str, bytes]) -> list[Entry]:
-    """update-ca-certificates: every shipped certificate in one bundle, plus a .pem link each.
+def ca_bundle(certificates: Mapping[str, bytes], owners: Mapping[str, str] = {},
+              warnings: list | None = None) -> list[Entry]:
+    """update-ca-certificates: every shipped certificate in one bundle, a .pem link each, and their hash links.
 
-    `certificates` maps image paths under usr/share/ca-certificates to their PEM bytes.
+    `certificates` maps image paths under usr/share/ca-certificates to their PEM bytes; `owners`
+    names the package of each, for the `warnings` about certificates that cannot be read.
     """
     if not certificates:
         return []
     parts = []
     entries = []
+    pems = {}
     for path in sorted(certificates):
         pem = certificates[path]
         parts.append(pem if pem.endswith(b"\n") else pem + b"\n")
         name = posixpath.basename(path)[: -len(".crt")].replace(" ", "_") + ".pem"
         entries.append(Entry(f"etc/ssl/certs/{name}", SYMLINK, 0o777, target=f"/{path}"))
+        pems[name] = (path, pem)
     entries.append(Entry(CA_BUNDLE, FILE, 0o644, data=b"".join(parts)))
+    return entries + hash_links(pems, owners, warnings)
+
+
+def hash_links(pems: Mapping[str, tuple], owners: Mapping[str, str] = {}, warnings: list | None = None) -> list[Entry]:
+    """`openssl rehash /etc/ssl/certs`: `<subject hash>.<n>` -> each .pem holding exactly one certificate.
+
+    Names are taken in byte order, so the n of colliding hashes never depends on a
+    directory's order; a certificate identical to an earlier one gets no link, as
+    rehash skips duplicates.  A certificate that cannot be read gets no link, as
+    rehash skips it; a warning names its package and file.
+    """
+    taken: dict = {}
+    seen = set()
+    entries = []
+    for name in sorted(pems, key=lambda n: n.encode()):
+        path, pem = pems[name]
+        try:
+            der = single_certificate(pem)
+            subject = subject_hash(der) if der is not None else None
+        except CertificateError as error:
+            if warnings is not None:
+                warnings.append(f"{owners.get(path, 'a package')}: /{path}: {error}; no hash link for it "
+                                "(openssl rehash skips it too)")
+            continue
+        if der is None or hashlib.sha1(der).digest() in seen:
+            continue
+        seen.add(hashlib.sha1(der).digest())
+        number = taken.get(subject, 0)
+        taken[subject] = number + 1
+        entries.append(Entry(f"etc/ssl/certs/{subject}.{number}", SYMLINK, 0o777, target=name))
     return entries
 
 
