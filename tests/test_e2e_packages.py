@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -217,6 +218,38 @@ def test_declared_files_may_replace_package_files_only_when_listed_in_overrides(
     assert "Traceback (most recent call last)" not in refused.output
     assert allowed.returncode == 0, allowed.output
     assert files_layer(repo / "dist/images.plain/plain")["etc/tool/tool.conf"] == b"ours = 1\n"
+
+
+def test_a_childs_package_may_never_replace_a_file_its_parent_declares(built):
+    repo, _, _, _, store, env, work = built
+    base, dist, aside = repo / "images/base", repo / "dist/images.app", repo / "dist.app-aside"
+    original = (base / "BUILD").read_text()
+    (base / "tool.conf").write_text("declared by base\n")
+    (base / "tool").write_text("a file where the child's tool has a directory\n")
+    dist.rename(aside)
+    try:  # images/app (parent images/base) installs tool, which ships both paths
+        (base / "BUILD").write_text(
+            'image_files(name="conf", sources=["tool.conf"], destination="/etc/tool", '
+            'overrides=["/etc/tool/tool.conf"])\n'  # `overrides` is for the other direction: no help here
+            'image_files(name="lib", sources=["tool"], destination="/var/lib")\n'
+            + original.replace("oci_image(", 'oci_image(files=[":conf", ":lib"], '))
+        refused = run_pants(repo, "package", "images/app", f"--debian-deb-cache={work / 'debs'}", store=store, env=env)
+        written = dist.exists()
+    finally:
+        (base / "BUILD").write_text(original)
+        shutil.rmtree(dist, ignore_errors=True)
+        aside.rename(dist)
+    assert refused.returncode != 0
+    assert "images/app:app: 2 declared file(s) of its parents clash with the image's packages" in refused.output
+    assert ("/etc/tool/tool.conf (from images/base/tool.conf, images/base:conf) would be replaced by the file "
+            "/etc/tool/tool.conf of tool 1.0-1: the package layers of images/app:app come after the files layer of "
+            "images/base:base, and `overrides` cannot change that. Fix: declare the file in images/app:app instead, "
+            "whose files layer comes after its packages (where conffiles and `overrides` apply); or install tool in "
+            "images/base:base.") in refused.output
+    assert ("/var/lib/tool (from images/base/tool, images/base:lib) would be replaced by the directory "
+            "/var/lib/tool of tool 1.0-1") in refused.output
+    assert "Traceback (most recent call last)" not in refused.output
+    assert not written  # nothing of images/app reached dist/
 
 
 def test_stale_lock_is_refused_with_the_fix(built):

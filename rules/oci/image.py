@@ -24,7 +24,7 @@ from pants.engine.unions import UnionRule
 from oci.action import ActionRequest
 from oci.bytecode import BytecodeLayers, BytecodeLayersRequest
 from oci.chain import ImageTarget, ImageTargetRequest, ParentChain
-from oci.declared_files import DeclaredFilesChecked, DeclaredFilesCheckRequest
+from oci.declared_files import DeclaredFile, DeclaredFilesChecked, DeclaredFilesCheckRequest
 from oci.errors import ImageBuildError
 from oci.layer import FilesLayerRequest, Layer, OptionalLayer
 from oci.errors import LayerBudgetExceeded
@@ -65,6 +65,7 @@ class BuiltImage:
     layout: Digest  # the complete OCI image layout
     package_metadata: Digest  # packages/*.json and extras/ of every package layer, parents' included
     users: tuple[str, ...]  # accounts from the users table, parents' included
+    declared: tuple[DeclaredFile, ...] = ()  # files of the chain's files layers, for children's packages
 
     @property
     def layers(self) -> list[dict]:
@@ -109,6 +110,7 @@ class OwnLayers:
     layers: tuple[Layer, ...]
     package_metadata: Digest
     users: tuple[str, ...]
+    declared: tuple[DeclaredFile, ...]
 
 
 @rule(desc="Plan an image's own layers")
@@ -124,12 +126,16 @@ async def own_layers(request: OwnLayersRequest) -> OwnLayers:
                                                      request.architecture)),
         Get(OptionalLayer, FilesLayerRequest(address, files)),
     )
+    new_package_metadata = await Get(Digest, MergeDigests([layer.package_metadata for layer in package_layers.layers]))
     package_metadata = await Get(Digest, MergeDigests([
-        parent.package_metadata if parent else EMPTY_DIGEST,
-        *(layer.package_metadata for layer in package_layers.layers),
+        parent.package_metadata if parent else EMPTY_DIGEST, new_package_metadata,
     ]))
-    if files:  # refuse a declared file that clashes with a package
-        await Get(DeclaredFilesChecked, DeclaredFilesCheckRequest(address, files, package_metadata))
+    # Refuse a declared file that would replace a package, and a new package over a parent's declared file.
+    inherited = parent.declared if parent else ()
+    declared = inherited
+    if files or (inherited and package_layers.layers):
+        declared = (await Get(DeclaredFilesChecked, DeclaredFilesCheckRequest(
+            address, files, package_metadata, inherited, new_package_metadata))).declared
     declared_users = target[OciImageUsersField].value or ()
     users = tuple(sorted({*(parent.users if parent else ()), *declared_users}))
     bytecode = await Get(BytecodeLayers, BytecodeLayersRequest(address, package_layers, request.architecture))
@@ -139,7 +145,7 @@ async def own_layers(request: OwnLayersRequest) -> OwnLayers:
     # Declared files come last so that they override what packages and the system layer wrote.
     files_layers = [files_layer.layer] if files_layer.layer else []
     return OwnLayers((*package_layers.layers, *bytecode.layers, *system_layers, *files_layers), package_metadata,
-                     users)
+                     users, declared)
 
 
 def check_platform(image: ImageTarget, architecture: str, default: str, wanted_by: Address) -> None:
@@ -201,6 +207,7 @@ async def build_image(request: BuildImageRequest, oci: OciSubsystem, debian: Deb
         layout=layout,
         package_metadata=own.package_metadata,
         users=own.users,
+        declared=own.declared,
     )
 
 
