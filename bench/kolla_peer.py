@@ -192,6 +192,15 @@ def write_context(ctx: Path, target: dict, targets: Dict[str, dict], repo: Path,
 # buildah
 
 
+def cached_deb_entry(path: Path) -> Tuple[str, dict]:
+    """(name, {version, architecture, sha256}) of a .deb in the sha256-named cache, from its control file."""
+    fields = subprocess.run(["dpkg-deb", "--field", str(path), "Package", "Version", "Architecture"],
+                            check=True, capture_output=True, text=True).stdout
+    values = dict(line.split(": ", 1) for line in fields.splitlines() if ": " in line)
+    return values["Package"], {"version": values["Version"], "architecture": values["Architecture"],
+                               "sha256": path.stem}
+
+
 class Kolla:
     def __init__(self, work: Path, images: List[str], targets: Dict[str, dict], repo: Path, apt_cache: str,
                  jobs: int, lock: dict, extra_debs: Sequence[bumps.Version], deb_source: Path):
@@ -218,6 +227,10 @@ class Kolla:
         entries = [(name, info) for name, info in packages.items()]
         entries += [(v.name, {"version": v.version, "architecture": packages[v.name]["architecture"], "sha256": v.sha256})
                     for v in extra]
+        # apt installs what the lock leaves out (exclude_packages): give it every cached .deb, not
+        # only the locked ones, so that a warm cache downloads nothing but the indexes.
+        locked = {f"{info['sha256']}.deb" for _, info in entries}
+        entries += [cached_deb_entry(path) for path in sorted(deb_source.glob("*.deb")) if path.name not in locked]
         for name, info in entries:
             source = deb_source / f"{info['sha256']}.deb"
             target = self.archives / B.deb_filename_for_apt(name, info)
