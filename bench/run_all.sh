@@ -29,3 +29,4 @@ else
   python3 bench/kolla_peer.py --images all --reps 2 --json "$out/kolla_peer.json" --markdown "$doc"
   python3 bench/scale.py --reps 3 --json "$out/scale.json" --markdown "$doc"
 fi
+python3 bench/size_chart.py "$out/kolla_peer.json" --out docs/sizes-vs-kolla.svg
