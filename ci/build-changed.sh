@@ -49,4 +49,19 @@ echo "build-changed: ${command[*]}" >&2
 if [[ -n "${DRY_RUN:-}" ]]; then
   exit 0
 fi
-exec "${command[@]}"
+if [[ -z "${PANTS_REMOTE_STORE_ADDRESS:-}" ]]; then
+  exec "${command[@]}"
+fi
+
+# Pants drops a remote cache lookup that times out and runs the step locally without a word;
+# count them (--stats-log) and say so, so that a slow cache shows up in the job's log.
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+status=0
+"${command[0]}" --stats-log "${command[@]:1}" 2>&1 | tee "$log" || status=$?
+timeouts="$(awk '/^ *remote_cache_request_timeouts: [0-9]+$/ {n = $2} END {print n + 0}' "$log")"
+if (( timeouts > 0 )); then
+  echo "build-changed: warning: $timeouts remote cache lookups timed out at $PANTS_REMOTE_STORE_ADDRESS;" \
+    "those steps ran locally. Check the cache's health (docs/remote-cache.md, \"A slow cache\")." >&2
+fi
+exit "$status"

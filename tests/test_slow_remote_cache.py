@@ -8,7 +8,10 @@ timeout: the lookups time out while the steps run locally.
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+import subprocess
 import threading
 import time
 from contextlib import contextmanager
@@ -81,3 +84,35 @@ def test_unresponsive_remote_cache_falls_back_to_local_work_in_bounded_time(tmp_
     assert counters["remote_cache_requests_cached"] == 0, counters
     assert counters["remote_cache_request_timeouts"] >= 8, counters  # every lookup gave up
     assert layout_files(repo / "dist") == layout_files(reference / "dist")
+
+
+def test_ci_build_warns_when_cache_lookups_time_out(tmp_path):
+    """ci/build-changed.sh counts the lookups Pants dropped and warns, since Pants itself does not."""
+    slow = tmp_path / "slow-python"
+    slow.mkdir()
+    (slow / "python3").write_text(SLOW_PYTHON)
+    (slow / "python3").chmod(0o755)
+    repo = make_repo(tmp_path / "repo")
+    (repo / "ci").mkdir()
+    for name in ("build-changed.sh", "remote-cache.toml"):
+        shutil.copy2(REPO_ROOT / "ci" / name, repo / "ci" / name)
+    git = ["git", "-c", "user.name=CI", "-c", "user.email=ci@example.org", "-c", "commit.gpgsign=false"]
+    subprocess.run([*git, "init", "--quiet"], cwd=repo, check=True)
+    subprocess.run([*git, "add", "--all"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "--quiet", "--message", "e2e"], cwd=repo, check=True)
+    with (repo / "pants.toml").open("a") as f:
+        f.write("\n# an edit outside any target: build-changed builds everything\n")
+    store = tmp_path / "store"
+    with unresponsive_server() as address:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PANTS_")}
+        env["PANTS_REMOTE_STORE_ADDRESS"] = address
+        run = subprocess.run(
+            ["./ci/build-changed.sh", "HEAD", "--no-pantsd", "--no-dynamic-ui", f"--local-store-dir={store}",
+             f"--named-caches-dir={store}-named", "--pants-config-files=+['ci/remote-cache.toml']",
+             f"--python-bootstrap-search-path=['{slow}']"],
+            cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout
+    timeouts = stats_counters(run.stdout)["remote_cache_request_timeouts"]
+    assert timeouts >= 8, run.stdout
+    assert f"build-changed: warning: {timeouts} remote cache lookups timed out at {address}" in run.stdout
+    assert (repo / "dist/images.app/app/index.json").is_file()
