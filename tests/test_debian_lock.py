@@ -203,3 +203,10 @@ def test_excluding_what_the_parent_installs_is_refused(apt_repo):
     with pytest.raises(LockRequestError, match=r"//leaf \(amd64\): it excludes mawk, which its parent images "
                                                "already install"):
         build_lock(lock_request(apt_repo, images), log=QUIET)
+
+
+def test_a_misspelt_exclusion_is_refused(apt_repo):
+    images = {"//base": {"packages": ["tool"], "recommends": False, "essential": False, "parent": None,
+                         "exclude": {"pnig": "typo of ping"}}}
+    with pytest.raises(LockRequestError, match="//base: There is no package named 'pnig' to exclude.*ping"):
+        build_lock(lock_request(apt_repo, images), log=QUIET)

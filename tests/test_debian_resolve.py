@@ -14,6 +14,7 @@ from oci.actions.debian_resolve import (
     UnknownPackage,
     Unsatisfiable,
     resolve,
+    unknown_exclusion,
 )
 
 
@@ -187,9 +188,13 @@ def test_an_excluded_provider_is_not_chosen_for_a_virtual_package():
     assert sorted(result.packages) == ["app"] and result.dropped_depends == ("app Depends: mail-transport-agent",)
 
 
-def test_an_unknown_exclusion_is_refused_with_suggestions():
-    with pytest.raises(UnknownPackage, match="no package named 'python3-mipy' to exclude.*python3-mypy"):
-        resolve(universe(pkg("python3-mypy")), [], excluded=["python3-mipy"])
+def test_an_exclusion_is_unknown_only_when_no_architecture_has_it():
+    amd64, arm64 = universe(pkg("python3-mypy"), pkg("amd64-only")), universe(pkg("python3-mypy"))
+    assert resolve(arm64, [], excluded=["amd64-only"]).packages == {}
+    assert unknown_exclusion("amd64-only", [amd64, arm64]) is None
+    error = unknown_exclusion("python3-mipy", [amd64, arm64])
+    assert isinstance(error, UnknownPackage)
+    assert "no package named 'python3-mipy' to exclude" in str(error) and "python3-mypy" in str(error)
 
 
 def test_conflicts_and_breaks_between_chosen_packages_are_refused():

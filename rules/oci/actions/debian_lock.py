@@ -24,7 +24,7 @@ import sys
 from typing import Dict, List, Mapping, Optional, Sequence
 
 from .debian_repo import AptSource, Log, PackageRecord, RepositoryError, load_packages, log_to_stderr, newest_by_name
-from .debian_resolve import Resolution, ResolutionError, Universe, resolve
+from .debian_resolve import Resolution, ResolutionError, Universe, resolve, unknown_exclusion
 from .debian_version import compare_versions
 from .deb822 import MalformedIndex
 
@@ -43,8 +43,10 @@ def build_lock(request: Mapping, cache_dir: Optional[str] = None, log: Log = log
     check_parents(images)
     lock: dict = {"version": LOCK_VERSION, "architectures": {}, "images": {address: {} for address in images},
                   "requests": {address: dict(image) for address, image in images.items()}}
+    universes = []
     for architecture in architectures:
         universe = load_universe(sources, architecture, cache_dir, log)
+        universes.append(universe)
         packages: dict = {}
         for address in parents_first(images):
             image = images[address]
@@ -61,7 +63,17 @@ def build_lock(request: Mapping, cache_dir: Optional[str] = None, log: Log = log
                 packages.setdefault(name, locked_package(record, resolution))
         lock["architectures"][architecture] = dict(sorted(packages.items()))
         log(f"{architecture}: {len(packages)} packages for {len(images)} images")
+    check_exclusions_exist(images, universes)
     return lock
+
+
+def check_exclusions_exist(images: Mapping[str, Mapping], universes: Sequence[Universe]) -> None:
+    """A misspelt exclusion would silently exclude nothing: refuse names no architecture has."""
+    for address in sorted(images):
+        for name in sorted(images[address].get("exclude") or ()):
+            error = unknown_exclusion(name, universes)
+            if error is not None:
+                raise LockRequestError(f"{address}: {error}")
 
 
 def parents_first(images: Mapping[str, Mapping]) -> List[str]:

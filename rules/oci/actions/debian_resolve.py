@@ -192,14 +192,10 @@ def resolve(universe: Universe, requests: Sequence[str], include_recommends: boo
 
     `inherited` packages (a parent image's closure) count as chosen already: alternatives
     prefer them and they are not resolved again, so a child never changes its parent's choices.
-    `excluded` packages are never chosen for a dependency.
+    `excluded` packages are never chosen for a dependency (names this universe lacks are
+    ignored: another architecture may have them; see `unknown_exclusions`).
     """
-    excluded = frozenset(excluded)
-    unknown = sorted(excluded - universe.packages.keys())
-    if unknown:
-        raise UnknownPackage(unknown[0], difflib.get_close_matches(unknown[0], sorted(universe.packages), n=5),
-                             "to exclude")
-    resolver = _Resolver(universe, include_recommends, tuple(preferences), excluded)
+    resolver = _Resolver(universe, include_recommends, tuple(preferences), frozenset(excluded))
     for name in sorted(inherited):
         resolver.chosen[name] = None
     requested = {text: resolver.add_request(text) for text in requests}
@@ -218,6 +214,14 @@ def resolve(universe: Universe, requests: Sequence[str], include_recommends: boo
         skipped_recommends=tuple(resolver.skipped_recommends),
         dropped_depends=tuple(resolver.dropped_depends),
     )
+
+
+def unknown_exclusion(name: str, universes: Sequence[Universe]) -> Optional[UnknownPackage]:
+    """The error for an excluded name that no architecture's universe has, else None."""
+    if any(name in universe.packages for universe in universes):
+        return None
+    names = sorted({known for universe in universes for known in universe.packages})
+    return UnknownPackage(name, difflib.get_close_matches(name, names, n=5), "to exclude")
 
 
 def check_conflicts(universe: Universe, chosen: Iterable[str]) -> None:
