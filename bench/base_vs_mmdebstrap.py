@@ -117,10 +117,7 @@ def main(argv=None) -> int:
     parser.add_argument("--reps", type=int, default=3, help="repetitions (default 3)")
     parser.add_argument("--cold", action="store_true", help="also build both with empty .deb caches (downloads)")
     parser.add_argument("--deb-cache", default=str(B.DEFAULT_DEB_CACHE))
-    parser.add_argument("--work", help="work directory (default: a new temp dir, removed at the end)")
-    parser.add_argument("--keep", action="store_true")
-    parser.add_argument("--json")
-    parser.add_argument("--markdown")
+    B.add_run_options(parser)
     args = parser.parse_args(argv)
     for tool in ("mmdebstrap", "umoci"):
         if not shutil.which(tool):
@@ -240,8 +237,7 @@ def main(argv=None) -> int:
               f"Median (min–max) of {args.reps} repetitions per cache state, order alternating.", "",
               B.md_table(header, rows, "lrrr")]
         B.write_markdown_section(Path(args.markdown), KEY, "\n".join(md))
-    if not args.keep and not args.work:
-        shutil.rmtree(work, ignore_errors=True)
+    B.remove_work(work, args)
     return 0
 
 

@@ -558,12 +558,26 @@ def run_record(r: Run) -> dict:
     return d
 
 
+def add_run_options(parser) -> None:
+    """The options every side-by-side benchmark takes: where to work and where to record."""
+    parser.add_argument("--work", help="work directory (default: a new temp dir, removed at the end)")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--json", help="write the record as JSON here")
+    parser.add_argument("--markdown", help="rewrite this benchmark's section of a Markdown file (docs/benchmarks.md)")
+
+
 def work_dir(requested: Optional[str], name: str) -> Path:
     if requested:
         path = Path(requested).resolve()
         path.mkdir(parents=True, exist_ok=True)
         return path
     return Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+
+
+def remove_work(work: Path, args) -> None:
+    """Remove a temp work directory at the end, unless it was given (--work) or is to be kept (--keep)."""
+    if not args.keep and not args.work:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def md_table(header: Sequence[str], rows: Iterable[Sequence[object]], align: Optional[str] = None) -> str:

@@ -120,10 +120,7 @@ def main(argv=None) -> int:
     parser.add_argument("--extra-levels", default="1", help="also time gzip at these levels, comma-separated (default 1)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes of the parallel pass")
     parser.add_argument("--deb-cache", default=str(B.DEFAULT_DEB_CACHE), help="the warm .deb cache to read and copy")
-    parser.add_argument("--work", help="work directory (default: a new temp dir, removed at the end)")
-    parser.add_argument("--keep", action="store_true")
-    parser.add_argument("--json")
-    parser.add_argument("--markdown")
+    B.add_run_options(parser)
     args = parser.parse_args(argv)
 
     lock = B.load_lock(B.REPO_ROOT / "3rdparty/debian/lock.yaml")
@@ -238,8 +235,7 @@ def main(argv=None) -> int:
               f"{B.mb(uncompressed)} MB of data.tar uncompressed, {B.mb(gz_bytes)} MB as gzip-{args.level}. "
               f"Median (min–max) of {args.reps} repetitions.", "", B.md_table(header, rows)]
         B.write_markdown_section(Path(args.markdown), KEY, "\n".join(md))
-    if not args.keep and not args.work:
-        shutil.rmtree(work, ignore_errors=True)
+    B.remove_work(work, args)
     return 0
 
 

@@ -105,10 +105,7 @@ def main(argv=None) -> int:
                         help="also time the no-op and leaf rebuilds through a warm pantsd (default on)")
     parser.add_argument("--bump-source", default="openssl", help="source package of the base bump (default openssl)")
     parser.add_argument("--deb-cache", default=str(B.DEFAULT_DEB_CACHE), help="the warm .deb cache to copy")
-    parser.add_argument("--work", help="work directory (default: a new temp dir, removed at the end)")
-    parser.add_argument("--keep", action="store_true")
-    parser.add_argument("--json")
-    parser.add_argument("--markdown")
+    B.add_run_options(parser)
     args = parser.parse_args(argv)
 
     work = B.work_dir(args.work, KEY)
@@ -211,8 +208,7 @@ def main(argv=None) -> int:
                       f"uncompressed), for {bytes_moved['images_changed']} changed images whose unique layers take "
                       f"{B.mb(sizes['unique_compressed'])} MB compressed in all.")
         B.write_markdown_section(Path(args.markdown), KEY, "\n".join(md))
-    if not args.keep and not args.work:
-        shutil.rmtree(work, ignore_errors=True)
+    B.remove_work(work, args)
     return 0
 
 

@@ -459,10 +459,7 @@ def main(argv=None) -> int:
     parser.add_argument("--apt-cache", choices=["warm", "cold"], default="warm")
     parser.add_argument("--bump-source", default="openssl")
     parser.add_argument("--deb-cache", default=str(B.DEFAULT_DEB_CACHE))
-    parser.add_argument("--work", help="work directory (default: a new temp dir, removed at the end)")
-    parser.add_argument("--keep", action="store_true")
-    parser.add_argument("--json")
-    parser.add_argument("--markdown")
+    B.add_run_options(parser)
     args = parser.parse_args(argv)
     for tool in ("buildah", "mmdebstrap", "gpgv"):
         if not shutil.which(tool):
@@ -691,8 +688,7 @@ def main(argv=None) -> int:
               "Reproducibility:", ""] + [f"- {line.strip()}" for line in repro_lines]
         B.write_markdown_section(Path(args.markdown), KEY, "\n".join(md))
     kolla.remove_storage()
-    if not args.keep and not args.work:
-        shutil.rmtree(work, ignore_errors=True)
+    B.remove_work(work, args)
     return 0
 
 

@@ -101,10 +101,7 @@ def main(argv=None) -> int:
     parser.add_argument("--reps", type=int, default=3, help="repetitions of every measurement (default 3)")
     parser.add_argument("--pantsd", action=argparse.BooleanOptionalAction, default=True,
                         help="also measure no-op and leaf rebuilds through a warm pantsd (default on)")
-    parser.add_argument("--work", help="work directory (default: a new temp dir, removed at the end)")
-    parser.add_argument("--keep", action="store_true", help="keep the work directory")
-    parser.add_argument("--json", help="write the record as JSON here")
-    parser.add_argument("--markdown", help="rewrite this benchmark's section of a Markdown file (docs/benchmarks.md)")
+    B.add_run_options(parser)
     args = parser.parse_args(argv)
 
     work = B.work_dir(args.work, KEY)
@@ -216,8 +213,7 @@ def main(argv=None) -> int:
               "Times are median (min–max) over the repetitions; peak RSS is the largest process (Pants).",
               "", B.md_table(header, rows), "", note]
         B.write_markdown_section(Path(args.markdown), KEY, "\n".join(md))
-    if not args.keep and not args.work:
-        shutil.rmtree(work, ignore_errors=True)
+    B.remove_work(work, args)
     return 0
 
 
