@@ -31,6 +31,7 @@ from pants.engine.unions import UnionRule
 from pants.util.frozendict import FrozenDict
 
 from oci.action import ActionRequest
+from oci.actions.debian_resolve import ResolutionError, requested_names
 from oci.actions.debian_version import compare_versions
 from oci.chain import ImageTarget, ImageTargetRequest, ParentChain
 from oci.errors import ImageBuildError
@@ -141,7 +142,10 @@ def declares_packages(target) -> bool:
 
 
 def check_exclusions(target) -> None:
-    asked = {text.split("(", 1)[0].split(":", 1)[0].strip() for text in target[OciImagePackagesField].value or ()}
+    try:
+        asked = {name for text in target[OciImagePackagesField].value or () for name in requested_names(text)}
+    except ResolutionError:
+        return  # generate-lockfiles reports the unreadable request, naming the image
     both = sorted(asked & set(target[OciImageExcludePackagesField].value or {}))
     if both:
         raise ImageBuildError(f"{target.address}: {', '.join(both)} is both in `packages` and in `exclude_packages`; "

@@ -78,17 +78,18 @@ def build_package_layer(spec: dict, out_dir: str) -> dict:
         entries = filter_entries(layer.entries, path_filter)
         result = write_layer_files(entries, spec, out_dir)
         write_extras(layer.entries, tuple(spec.get("extras", DEFAULT_EXTRAS)), out_dir)
-    packages = [only_installed(package, entries) for package in layer.packages] if path_filter else layer.packages
+    packages = only_installed(layer.packages, entries) if path_filter else layer.packages
     with open(os.path.join(out_dir, PACKAGES_JSON), "w", encoding="utf-8") as f:
         json.dump(layer_packages_json(packages), f, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return result
 
 
-def only_installed(package: InstalledPackage, entries: Sequence[Entry]) -> InstalledPackage:
-    """The package's files that the layer holds, as the layer holds them (a hardlink may have become the file)."""
+def only_installed(packages: Sequence[InstalledPackage], entries: Sequence[Entry]) -> list[InstalledPackage]:
+    """Each package with the files the layer holds, as it holds them (a hardlink may have become the file)."""
     in_layer = {entry.path: entry for entry in entries}
-    files = tuple(dataclasses.replace(f, entry=in_layer[f.path]) for f in package.files if f.path in in_layer)
-    return dataclasses.replace(package, files=files)
+    return [dataclasses.replace(package, files=tuple(dataclasses.replace(f, entry=in_layer[f.path])
+                                                     for f in package.files if f.path in in_layer))
+            for package in packages]
 
 
 def write_extras(entries: Sequence[Entry], wanted: Sequence[str], out_dir: str) -> None:

@@ -24,7 +24,7 @@ import sys
 from typing import Dict, List, Mapping, Optional, Sequence
 
 from .debian_repo import AptSource, Log, PackageRecord, RepositoryError, load_packages, log_to_stderr, newest_by_name
-from .debian_resolve import Resolution, ResolutionError, Universe, resolve, unknown_exclusion
+from .debian_resolve import Resolution, ResolutionError, Universe, requested_names, resolve, unknown_exclusion
 from .debian_version import compare_versions
 from .deb822 import MalformedIndex
 
@@ -114,7 +114,8 @@ def excluded_for(images: Mapping[str, Mapping], address: str) -> Dict[str, str]:
     excluded = dict(excluded_for(images, parent)) if parent else {}
     excluded.update(image.get("exclude") or {})
     for text in image.get("packages") or ():
-        excluded.pop(text.split("(", 1)[0].split(":", 1)[0].strip(), None)
+        for name in requested_names(text):
+            excluded.pop(name, None)
     return excluded
 
 

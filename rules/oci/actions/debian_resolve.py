@@ -185,6 +185,11 @@ def parse_request(text: str) -> Alternatives:
     return groups[0]
 
 
+def requested_names(text: str) -> List[str]:
+    """The package names one request (`parse_request`) may be met by, e.g. ['mawk', 'gawk'] for 'mawk | gawk'."""
+    return [relation.name for relation in parse_request(text)]
+
+
 def resolve(universe: Universe, requests: Sequence[str], include_recommends: bool = False,
             include_essential: bool = False, preferences: Sequence[str] = DEFAULT_PREFERENCES,
             inherited: Sequence[str] = (), excluded: Iterable[str] = ()) -> Resolution:
