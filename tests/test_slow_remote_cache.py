@@ -58,11 +58,17 @@ def unresponsive_server() -> Iterator[str]:
             connection.close()
 
 
-def test_unresponsive_remote_cache_falls_back_to_local_work_in_bounded_time(tmp_path):
-    slow = tmp_path / "slow-python"
-    slow.mkdir()
-    (slow / "python3").write_text(SLOW_PYTHON)
-    (slow / "python3").chmod(0o755)
+@pytest.fixture
+def slow(tmp_path) -> Path:
+    """A search path whose python3 sleeps 2 s before running the action."""
+    directory = tmp_path / "slow-python"
+    directory.mkdir()
+    (directory / "python3").write_text(SLOW_PYTHON)
+    (directory / "python3").chmod(0o755)
+    return directory
+
+
+def test_unresponsive_remote_cache_falls_back_to_local_work_in_bounded_time(tmp_path, slow):
     reference = make_repo(tmp_path / "reference")
     plain = run_pants(reference, "package", "::", store=tmp_path / "store-reference")
     assert plain.returncode == 0, plain.output
@@ -86,12 +92,8 @@ def test_unresponsive_remote_cache_falls_back_to_local_work_in_bounded_time(tmp_
     assert layout_files(repo / "dist") == layout_files(reference / "dist")
 
 
-def test_ci_build_warns_when_cache_lookups_time_out(tmp_path):
+def test_ci_build_warns_when_cache_lookups_time_out(tmp_path, slow):
     """ci/build-changed.sh counts the lookups Pants dropped and warns, since Pants itself does not."""
-    slow = tmp_path / "slow-python"
-    slow.mkdir()
-    (slow / "python3").write_text(SLOW_PYTHON)
-    (slow / "python3").chmod(0o755)
     repo = make_repo(tmp_path / "repo")
     (repo / "ci").mkdir()
     for name in ("build-changed.sh", "remote-cache.toml"):
