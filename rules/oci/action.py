@@ -1,11 +1,14 @@
-"""Run a stdlib-only action from `oci/actions/` as a sandboxed, cached Process.
+"""Run a stdlib-only action as a sandboxed, cached Process.
 
-The action sources are shipped into the sandbox as a package, so editing one
-changes the cache key of every Process that runs it.
+Each backend keeps its actions in `<backend>/actions/`. A Process gets the actions of its own
+backend plus oci's (the layer writer and JSON framing every backend builds on), so editing a
+Debian action changes the cache key of Debian Processes only, never of a files layer or an
+assembly.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +21,8 @@ from pants.util.logging import LogLevel
 
 from oci.perturbation import ActionPerturbation
 
-ACTIONS_DIR = Path(__file__).parent / "actions"
 ACTIONS_ROOT = "__oci_actions"
+BASE_BACKEND = "oci"
 # The same variables on every host: the actions must not depend on them, and this keeps
 # the cache key free of anything host-specific.
 ACTION_ENV = {"PYTHONPATH": ACTIONS_ROOT, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
@@ -44,13 +47,18 @@ class ActionPython:
 
 
 @dataclass(frozen=True)
+class ActionSourcesRequest:
+    backend: str  # the package whose `actions/` ship, beside oci's
+
+
+@dataclass(frozen=True)
 class ActionSources:
     digest: Digest
 
 
 @dataclass(frozen=True)
 class ActionRequest:
-    """Run `python -m oci.actions.<module> <argv>` over `input_digest`."""
+    """Run `python -m <module> <argv>` over `input_digest`; `module` is `<backend>.actions.<name>`."""
 
     module: str
     argv: tuple[str, ...]
@@ -62,13 +70,26 @@ class ActionRequest:
     cache_scope: ProcessCacheScope = ProcessCacheScope.SUCCESSFUL
 
 
-@rule
-async def action_sources() -> ActionSources:
-    files = [FileContent(f"{ACTIONS_ROOT}/oci/__init__.py", b"")]
-    files += [
-        FileContent(f"{ACTIONS_ROOT}/oci/actions/{path.name}", path.read_bytes())
-        for path in sorted(ACTIONS_DIR.glob("*.py"))
+def backend_of(module: str) -> str:
+    backend, actions, _ = module.split(".", 2)
+    if actions != "actions":
+        raise ValueError(f"{module} is not an action module (`<backend>.actions.<name>`)")
+    return backend
+
+
+def backend_action_files(backend: str) -> list[FileContent]:
+    actions_dir = Path(importlib.import_module(f"{backend}.actions").__file__).parent
+    files = [FileContent(f"{ACTIONS_ROOT}/{backend}/__init__.py", b"")]
+    return files + [
+        FileContent(f"{ACTIONS_ROOT}/{backend}/actions/{path.name}", path.read_bytes())
+        for path in sorted(actions_dir.glob("*.py"))
     ]
+
+
+@rule
+async def action_sources(request: ActionSourcesRequest) -> ActionSources:
+    backends = sorted({BASE_BACKEND, request.backend})
+    files = [content for backend in backends for content in backend_action_files(backend)]
     return ActionSources(await Get(Digest, CreateDigest(files)))
 
 
@@ -89,12 +110,13 @@ async def find_action_python(python_bootstrap: PythonBootstrap) -> ActionPython:
 
 @rule
 async def action_process(
-    request: ActionRequest, python: ActionPython, sources: ActionSources, perturbation: ActionPerturbation
+    request: ActionRequest, python: ActionPython, perturbation: ActionPerturbation
 ) -> Process:
+    sources = await Get(ActionSources, ActionSourcesRequest(backend_of(request.module)))
     input_digest = await Get(Digest, MergeDigests([sources.digest, request.input_digest]))
     perturbed = perturbation.active  # only under `repro-check --perturb`; see oci/perturbation.py
     return Process(
-        argv=(python.path, "-B", "-s", *perturbation.wrap(f"oci.actions.{request.module}"), *request.argv),
+        argv=(python.path, "-B", "-s", *perturbation.wrap(request.module), *request.argv),
         input_digest=input_digest,
         description=f"{request.description} (perturbed)" if perturbed else request.description,
         # The interpreter's fingerprint keys the cache: the zlib and tarfile in use come with it.

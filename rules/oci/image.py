@@ -22,15 +22,15 @@ from pants.engine.target import FieldSet, InferDependenciesRequest, InferredDepe
 from pants.engine.unions import UnionRule
 
 from oci.action import ActionRequest
-from oci.bytecode import BytecodeLayers, BytecodeLayersRequest
+from debian.bytecode import BytecodeLayers, BytecodeLayersRequest
 from oci.chain import ImageTarget, ImageTargetRequest, ParentChain
-from oci.declared_files import DeclaredFile, DeclaredFilesChecked, DeclaredFilesCheckRequest
+from debian.declared_files import DeclaredFile, DeclaredFilesChecked, DeclaredFilesCheckRequest
 from oci.errors import ImageBuildError
 from oci.layer import FilesLayerRequest, Layer, OptionalLayer
 from oci.errors import LayerBudgetExceeded
-from oci.packages import ImagePackageLayersRequest, PackageLayers
+from debian.packages import ImagePackageLayersRequest, PackageLayers
 from oci.subsystem import DebianSubsystem, OciSubsystem
-from oci.system_layer import SystemLayerRequest
+from debian.system_layer import SystemLayerRequest
 from oci.target_types import (
     OciImageCmdField,
     OciImageDependenciesField,
@@ -185,7 +185,7 @@ async def build_image(request: BuildImageRequest, oci: OciSubsystem, debian: Deb
         FileContent("__image_spec.json", json.dumps(spec, sort_keys=True).encode())
     ]))
     result = await Get(ProcessResult, ActionRequest(
-        module="assemble_image",
+        module="oci.actions.assemble_image",
         argv=("__image_spec.json",),
         input_digest=spec_digest,
         description=f"Assemble {request.address} ({len(chain.addresses)} levels)",

@@ -168,7 +168,7 @@ async def run_layer_process(request: LayerSpec) -> Layer:
         "__layer_spec.json", request.spec_json.encode())]))
     input_digest = await Get(Digest, MergeDigests([spec_file, *request.inputs]))
     result = await Get(ProcessResult, ActionRequest(
-        module="build_layer",
+        module="oci.actions.build_layer",
         argv=("__layer_spec.json",),
         input_digest=input_digest,
         description=f"Build {request.description}",

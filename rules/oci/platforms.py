@@ -45,7 +45,7 @@ async def image_layout(request: ImageLayoutRequest, oci: OciSubsystem) -> ImageL
     }
     spec_digest = await Get(Digest, CreateDigest([FileContent("__index_spec.json", json.dumps(spec).encode())]))
     result = await Get(ProcessResult, ActionRequest(
-        module="assemble_index",
+        module="oci.actions.assemble_index",
         argv=("__index_spec.json",),
         input_digest=spec_digest,
         description=f"Assemble the image index of {request.address} ({', '.join(architectures)})",

@@ -27,7 +27,7 @@ from pants.option.option_types import IntOption, ShellStrListOption, StrListOpti
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import help_text
 
-from oci.action import ACTION_ENV, ActionPython, ActionSources
+from oci.action import ACTION_ENV, ActionPython, ActionSources, ActionSourcesRequest
 from oci.target_types import OciImageRegistriesField, OciImageRepositoryField, OciImageTagsField
 from oci.tools import SkopeoBinary
 
@@ -155,7 +155,6 @@ async def push_oci_image(
     options: OciPublishSubsystem,
     skopeo: SkopeoBinary,
     python: ActionPython,
-    sources: ActionSources,
 ) -> PublishProcesses:
     field_set = request.field_set
     jobs = push_jobs(field_set, tuple(options.insecure_registries))
@@ -166,6 +165,7 @@ async def push_oci_image(
         ])
 
     (package,) = request.packages
+    sources = await Get(ActionSources, ActionSourcesRequest("oci"))
     env = await Get(EnvironmentVars, EnvironmentVarsRequest(options.env_vars))
     layout = f"{PACKAGE_DIR}/{layout_path(package)}"
     return PublishProcesses([

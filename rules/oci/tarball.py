@@ -211,7 +211,7 @@ async def package_oci_image_tarball(field_set: OciImageTarballFieldSet, oci: Oci
     output = field_set.output_path.value_or_default(file_ending="tar")
     layout = await Get(Digest, AddPrefix(source.layout, LAYOUT_DIR))
     result = await Get(ProcessResult, ActionRequest(
-        module="write_archive",
+        module="oci.actions.write_archive",
         argv=archive_argv(field_set, output, repo_tags, oci.source_date_epoch),
         input_digest=layout,
         description=f"Write {field_set.format.value} of {image.address}",

@@ -1,0 +1,281 @@
+"""`pants update-cost`: what a lock update costs the nodes that run the images.
+
+    pants update-cost --old-lock=/tmp/lock-before.yaml ::
+    pants update-cost --since=HEAD~1 ::          the lock as committed at that revision
+
+For every image: the compressed bytes a node that has the image built from the old lock
+must pull to get the image built from the current lock, and the same for a node that has
+the whole set.  Beside it, the cost with one layer of packages per image (what a
+Dockerfile with one `RUN apt-get install` per image gives): such a layer is rebuilt, and
+pulled whole, when any of its packages changes or its parent image was rebuilt.
+
+How the layered cost is found.  Package layers are a pure function of their .debs
+(name and sha256), so a layer of the current build is already on the node when the old
+lock gives the same group of .debs; otherwise it is pulled.  The old groups are planned
+from the old lock with the same planner the build uses (`layer_plan.plan_layers`).  A
+system layer is counted as pulled when any package of its image's chain changed (its
+bytes may well be equal; this over-counts by at most its size).  Files layers do not
+depend on the lock.  Config and manifest blobs (a few kB) are left out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
+
+import yaml
+from pants.core.util_rules.distdir import DistDir
+from pants.core.util_rules.system_binaries import GitBinaryException
+from pants.engine.console import Console
+from pants.engine.fs import CreateDigest, Digest, DigestContents, FileContent, PathGlobs, Workspace
+from pants.engine.goal import Goal, GoalSubsystem
+from pants.engine.rules import Get, MultiGet, collect_rules, goal_rule
+from pants.engine.target import FilteredTargets
+from pants.option.option_types import StrOption
+from pants.util.strutil import help_text
+from pants.vcs.git import GitWorktreeRequest, MaybeGitWorktree
+
+from debian.actions.debian_lock import diff_locks
+from audit.facts import ImageFacts, ImageFactsRequest, LayerFacts, image_targets
+from audit.sizes import human_bytes
+from debian.layer_plan import LayerBudget, PlannedPackage, layers_left, plan_layers
+from oci.subsystem import DebianSubsystem
+
+Identity = frozenset  # of (package name, .deb sha256): what makes a package layer's bytes
+
+
+class UpdateCostSubsystem(GoalSubsystem):
+    name = "update-cost"
+    help = help_text(
+        """
+        Bytes each `oci_image`, and the whole set, must pull after a lock update, beside the cost
+        with one package layer per image (Dockerfile RUN style). Give the old lock with
+        `--old-lock=PATH` or `--since=GIT_REV`.
+        """
+    )
+
+    old_lock = StrOption(default=None, help="The lock before the update (a file).")
+    since = StrOption(default=None, help="A git revision whose committed lock is the one before the update.")
+    output_dir = StrOption(default="update-cost", help="Directory under dist/ for report.json.")
+
+
+class UpdateCostGoal(Goal):
+    subsystem_cls = UpdateCostSubsystem
+    environment_behavior = Goal.EnvironmentBehavior.LOCAL_ONLY
+
+
+class UpdateCostError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class OldLock:
+    """The lock before the update, as the build reads it: per image requests and closures, per package pins."""
+
+    data: Mapping
+
+    def packages(self, architecture: str) -> Mapping[str, Mapping]:
+        return (self.data.get("architectures") or {}).get(architecture) or {}
+
+    def closure(self, address: str | None, architecture: str) -> set:
+        if not address:
+            return set()
+        return set((((self.data.get("images") or {}).get(address) or {}).get(architecture) or {}).get("closure") or ())
+
+    def parent_request(self, address: str) -> str | None:
+        return ((self.data.get("requests") or {}).get(address) or {}).get("parent")
+
+    def added(self, address: str, architecture: str) -> dict:
+        """name -> pin of the packages this image adds over its package-declaring parent."""
+        locked = self.packages(architecture)
+        names = self.closure(address, architecture) - self.closure(self.parent_request(address), architecture)
+        return {name: locked[name] for name in sorted(names) if name in locked}
+
+
+@dataclass(frozen=True)
+class Budget:
+    own_layer_bytes: int
+    group_layer_bytes: int
+    package_layers_per_image: int
+    max_layers: int
+
+    @classmethod
+    def of(cls, debian: DebianSubsystem) -> "Budget":
+        return cls(debian.own_layer_bytes, debian.group_layer_bytes, debian.package_layers_per_image,
+                   debian.max_layers)
+
+
+def old_groups(added: Mapping[str, Mapping], parent_layers: int, budget: Budget) -> set:
+    """The package layers the old lock gave this image, as identities (the build's own planner)."""
+    if not added:
+        return set()
+    room = max(1, min(budget.package_layers_per_image, layers_left(parent_layers, budget.max_layers, reserved=1)))
+    plan = plan_layers([PlannedPackage(name, int(pin["size"])) for name, pin in added.items()],
+                       LayerBudget(budget.own_layer_bytes, budget.group_layer_bytes, room))
+    return {frozenset((p.name, added[p.name]["sha256"]) for p in group) for group in plan}
+
+
+def identity(layer: LayerFacts) -> Identity:
+    return frozenset((p.name, p.deb_sha256) for p in layer.packages)
+
+
+def is_system_layer(layer: LayerFacts) -> bool:
+    return layer.created_by.startswith("system files of ")
+
+
+@dataclass(frozen=True)
+class LevelCost:
+    """One image of a chain as the current lock built it, against the old lock."""
+
+    address: str
+    package_layers: tuple[LayerFacts, ...]
+    system_layer: LayerFacts | None
+    old_identities: frozenset  # of Identity
+    packages_changed: bool  # the packages this image adds differ from the old lock's
+
+    @property
+    def new_package_layers(self) -> tuple[LayerFacts, ...]:
+        return tuple(layer for layer in self.package_layers if identity(layer) not in self.old_identities)
+
+    @property
+    def run_layer_bytes(self) -> int:
+        """Its packages as one Dockerfile RUN layer: about the bytes of its package and system layers."""
+        return sum(layer.size for layer in self.package_layers) + (self.system_layer.size if self.system_layer else 0)
+
+
+def level_costs(facts: ImageFacts, old: OldLock, budget: Budget) -> list[LevelCost]:
+    """Root image first.  Each level's layers, what the old lock planned for it and whether it changed."""
+    levels = []
+    for index, address in enumerate(facts.chain):
+        own = [layer for layer in facts.layers if layer.added_by == address]
+        parent_layers = sum(1 for layer in facts.layers if layer.added_by in facts.chain[:index])
+        package_layers = tuple(layer for layer in own if layer.packages)
+        system = next((layer for layer in own if is_system_layer(layer)), None)
+        added = old.added(str(address), facts.architecture)
+        old_ids = old_groups(added, parent_layers, budget)
+        new_pins = {(p.name, p.deb_sha256) for layer in package_layers for p in layer.packages}
+        old_pins = {(name, pin["sha256"]) for name, pin in added.items()}
+        levels.append(LevelCost(str(address), package_layers, system, frozenset(old_ids), new_pins != old_pins))
+    return levels
+
+
+@dataclass(frozen=True)
+class ImageCost:
+    address: str
+    layered_layers: tuple[LayerFacts, ...]  # what a node with the old image pulls
+    run_style_bytes: int
+    total_bytes: int
+
+    @property
+    def layered_bytes(self) -> int:
+        return sum(layer.size for layer in self.layered_layers)
+
+    def to_json(self) -> dict:
+        return {"address": self.address, "layered_bytes": self.layered_bytes, "run_style_bytes": self.run_style_bytes,
+                "total_bytes": self.total_bytes,
+                "pulled_layers": [{"digest": layer.digest, "size": layer.size, "created_by": layer.created_by}
+                                  for layer in self.layered_layers]}
+
+
+def image_cost(facts: ImageFacts, levels: Sequence[LevelCost]) -> ImageCost:
+    pulled: list[LayerFacts] = []
+    chain_changed = False
+    run_bytes = 0
+    for level in levels:
+        chain_changed = chain_changed or level.packages_changed
+        pulled += level.new_package_layers
+        if chain_changed and level.system_layer is not None:
+            pulled.append(level.system_layer)
+        if chain_changed:
+            run_bytes += level.run_layer_bytes
+    return ImageCost(str(facts.address), tuple(pulled), run_bytes, facts.total_bytes)
+
+
+@dataclass(frozen=True)
+class SetCost:
+    layered_bytes: int
+    run_style_bytes: int
+    total_bytes: int
+
+    def to_json(self) -> dict:
+        return {"layered_bytes": self.layered_bytes, "run_style_bytes": self.run_style_bytes,
+                "unique_bytes": self.total_bytes}
+
+
+def set_cost(all_facts: Sequence[ImageFacts], costs: Sequence[ImageCost],
+             levels: Mapping[str, Sequence[LevelCost]]) -> SetCost:
+    """A node with every old image: each pulled layer once, and each rebuilt RUN layer once."""
+    layered = {layer.digest: layer.size for cost in costs for layer in cost.layered_layers}
+    run_levels: dict = {}
+    for address, chain in levels.items():
+        changed = False
+        for level in chain:
+            changed = changed or level.packages_changed
+            if changed:
+                run_levels[level.address] = level.run_layer_bytes
+    unique = {layer.digest: layer.size for facts in all_facts for layer in facts.layers}
+    return SetCost(sum(layered.values()), sum(run_levels.values()), sum(unique.values()))
+
+
+def report_lines(costs: Iterable[ImageCost], totals: SetCost, summary: str) -> list[str]:
+    costs = list(costs)
+    width = max([len(c.address) for c in costs] + [len("whole set")])
+    lines = [summary, "", f"{'image':<{width}}  {'layered':>10}  {'one layer per image':>20}  {'image size':>10}"]
+    for cost in costs:
+        lines.append(f"{cost.address:<{width}}  {human_bytes(cost.layered_bytes):>10}  "
+                     f"{human_bytes(cost.run_style_bytes):>20}  {human_bytes(cost.total_bytes):>10}")
+    lines.append(f"{'whole set':<{width}}  {human_bytes(totals.layered_bytes):>10}  "
+                 f"{human_bytes(totals.run_style_bytes):>20}  {human_bytes(totals.total_bytes):>10}")
+    return lines
+
+
+def read_old_lock(options: UpdateCostSubsystem, lockfile: str, worktree) -> str:
+    if bool(options.old_lock) == bool(options.since):
+        raise UpdateCostError("Give the lock before the update with exactly one of --old-lock=PATH or --since=GIT_REV.")
+    if options.old_lock:
+        path = options.old_lock if os.path.isabs(options.old_lock) else os.path.join(os.getcwd(), options.old_lock)
+        try:
+            with open(path, encoding="utf-8") as f:
+                return f.read()
+        except OSError as e:
+            raise UpdateCostError(f"Cannot read --old-lock={options.old_lock}: {e.strerror}.") from None
+    if worktree is None:
+        raise UpdateCostError("--since needs a git work tree; use --old-lock=PATH instead.")
+    try:
+        # GitWorktree has no public call for this; the same un-sandboxed git it uses itself.
+        return worktree._git_binary._invoke_unsandboxed(
+            worktree._create_git_cmdline(["show", f"{options.since}:{lockfile}"]))
+    except GitBinaryException as e:
+        raise UpdateCostError(f"Cannot read {lockfile} at {options.since}: {e}") from None
+
+
+@goal_rule
+async def update_cost(
+    console: Console, workspace: Workspace, targets: FilteredTargets, dist: DistDir,
+    options: UpdateCostSubsystem, debian: DebianSubsystem,
+) -> UpdateCostGoal:
+    worktree = (await Get(MaybeGitWorktree, GitWorktreeRequest())).git_worktree if options.since else None
+    try:
+        old = OldLock(yaml.safe_load(read_old_lock(options, debian.lockfile, worktree)) or {})
+    except UpdateCostError as e:
+        console.print_stderr(str(e))
+        return UpdateCostGoal(exit_code=2)
+    current = await Get(DigestContents, PathGlobs([debian.lockfile]))
+    new_data = yaml.safe_load(current[0].content) if current else {}
+    all_facts = await MultiGet(Get(ImageFacts, ImageFactsRequest(t.address)) for t in image_targets(targets))
+    budget = Budget.of(debian)
+    levels = {str(f.address): level_costs(f, old, budget) for f in all_facts}
+    costs = [image_cost(f, levels[str(f.address)]) for f in all_facts]
+    totals = set_cost(all_facts, costs, levels)
+    summary = "Package changes:\n" + diff_locks(old.data, new_data)
+    console.print_stdout("\n".join(report_lines(costs, totals, summary)))
+    report = json.dumps({"images": [c.to_json() for c in costs], "set": totals.to_json()}, sort_keys=True, indent=1)
+    digest = await Get(Digest, CreateDigest([FileContent("report.json", report.encode())]))
+    workspace.write_digest(digest, path_prefix=str(dist.relpath / options.output_dir))
+    return UpdateCostGoal(exit_code=0)
+
+
+def rules():
+    return collect_rules()

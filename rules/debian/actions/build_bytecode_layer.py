@@ -1,0 +1,317 @@
+"""Byte-compile the Python modules of one package layer: `python -m debian.actions.build_bytecode_layer spec.json`.
+
+spec: {"layer": path of the package layer blob (tar+gzip), "compilers": [{"python": path, "minor": "3.11"}],
+"mtime", "level", "created_by": what the package layer holds}.  Outputs, like build_layer,
+`blobs/sha256/<digest>` and `layer.json`, or nothing at all when the layer has no module to
+compile.
+
+What gets compiled is what Debian's maintainer scripts compile at install time: every module under
+`usr/lib/python3/dist-packages` for each Python of the image (py3compile -p), and everything under
+`usr/lib/python3.X` with Python 3.X only (the python3.X packages run py_compile over their files),
+minus the exclusions packages declare in `usr/share/python3/bcep/`.  Private directories that a
+postinst names (`py3compile -p pkg /usr/share/pkg`) are left out.  A symlinked module is compiled
+only when its target is another compiled module; a link into /etc (sitecustomize.py) is not, since
+an unchecked .pyc would hide an edit of the conffile.
+
+The .pycs are `--invalidation-mode unchecked-hash`: no mtime, only the source hash, which Python
+does not even check, so a read-only image never recompiles.  They are written by the image's own
+Python minor version (a patch release of the same minor has the same magic number) in a clean
+subprocess: PYTHONHASHSEED=0 (3.9 and 3.10 marshal frozenset constants in hash order; -E would
+drop the variable, so it is not used), -S -s (no site, no user site), -B, an empty cwd.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from typing import Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
+
+from oci.actions.build_layer import write_layer_files
+from .deblayer import resolve_lexically
+from oci.actions.tarlayer import DIR, FILE, Entry
+
+PUBLIC_DIR = "usr/lib/python3/dist-packages/"
+VERSIONED_DIR = re.compile(r"^usr/lib/python(3\.\d+)/")
+BCEP_DIR = "usr/share/python3/bcep/"
+MAX_LINK_HOPS = 16
+PYCACHE_MODE = 0o755  # what py_compile creates as root under umask 022
+
+# Runs in the compiling interpreter, which may be older than the action's: plain Python 3.7.
+COMPILE_SCRIPT = r"""
+import importlib.util, json, os, platform, py_compile, sys
+job = json.load(open(sys.argv[1], encoding="utf-8"))
+compiled, failed = [], []
+for source, image_path in job["modules"]:
+    image_pyc = importlib.util.cache_from_source(image_path)
+    try:
+        py_compile.compile(source, cfile=job["out"] + image_pyc, dfile=image_path, doraise=True,
+                           invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+        compiled.append([image_path, image_pyc])
+    except py_compile.PyCompileError as error:
+        failed.append([image_path, error.exc_type_name + ": " + str(error.exc_value)])
+json.dump({"version": platform.python_version(), "implementation": sys.implementation.name,
+           "compiled": compiled, "failed": failed}, sys.stdout)
+"""
+COMPILE_ENV = {"PYTHONHASHSEED": "0", "PYTHONUTF8": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+class CompileError(RuntimeError):
+    """The compiling interpreter itself failed (not a module that does not compile)."""
+
+
+@dataclass(frozen=True)
+class Compiler:
+    python: str  # path of the interpreter
+    minor: str  # "3.11": the image's Python it stands in for
+
+    @classmethod
+    def from_json(cls, value: dict) -> "Compiler":
+        return cls(value["python"], value["minor"])
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """One line of a bcep file: `type|version range|directory|regex`, as py3compile reads it."""
+
+    kind: str  # re, dir or file
+    versions: Tuple[Optional[Tuple[int, ...]], Optional[Tuple[int, ...]]]
+    directory: str
+    pattern: Optional[re.Pattern] = None
+
+    def excludes(self, path: str, minor: str) -> bool:
+        if not (version_in_range(minor, self.versions) and path.startswith(self.directory)):
+            return False
+        if self.kind == "dir":
+            return True
+        if self.kind == "file":
+            return path == self.directory
+        return bool(self.pattern.match(path) or self.pattern.match(path[len(self.directory):]))
+
+
+@dataclass(frozen=True)
+class LayerTree:
+    """What a package layer holds that compiling needs; paths are image-absolute ("/usr/...")."""
+
+    dirs: Mapping[str, Entry] = field(default_factory=dict)  # by image-relative path
+    sources: Mapping[str, Tuple[str, int]] = field(default_factory=dict)  # .py -> (spooled copy, mode)
+    links: Mapping[str, str] = field(default_factory=dict)  # .py symlink or hardlink -> what it points at
+    paths: FrozenSet[str] = frozenset()
+    exclusions: Tuple[Exclusion, ...] = ()
+
+
+@dataclass(frozen=True)
+class Module:
+    image_path: str  # "/usr/lib/python3/dist-packages/foo.py"
+    source: str  # the file with its text
+    mode: int
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    version: str
+    compiled: Tuple[Tuple[str, str], ...]  # (image .py, image .pyc)
+    failed: Tuple[Tuple[str, str], ...]  # (image .py, error)
+
+
+# ---------------------------------------------------------------- reading the package layer
+
+
+def read_layer_tree(blob: str, spool_dir: str) -> LayerTree:
+    """Stream the layer once: directories, .py contents (to `spool_dir`), links and bcep files."""
+    dirs: Dict[str, Entry] = {}
+    sources: Dict[str, Tuple[str, int]] = {}
+    links: Dict[str, str] = {}
+    paths = set()
+    exclusions: List[Exclusion] = []
+    with tarfile.open(blob, "r|gz") as tar:
+        for info in tar:
+            path = "/" + info.name.rstrip("/")
+            paths.add(path)
+            if info.isdir():
+                dirs[path[1:]] = Entry(path[1:], DIR, info.mode & 0o7777, info.uid, info.gid, info.uname, info.gname)
+            elif info.issym() and path.endswith(".py"):
+                links[path] = "/" + resolve_lexically("" if info.linkname.startswith("/") else
+                                                      posixpath.dirname(path[1:]), info.linkname)
+            elif info.islnk() and path.endswith(".py"):
+                links[path] = "/" + info.linkname
+            elif info.isreg() and path.endswith(".py"):
+                spooled = os.path.join(spool_dir, f"{len(sources)}.py")
+                with tar.extractfile(info) as content, open(spooled, "wb") as out:
+                    out.write(content.read())
+                sources[path] = (spooled, info.mode & 0o7777)
+            elif info.isreg() and path.startswith("/" + BCEP_DIR):
+                with tar.extractfile(info) as content:
+                    exclusions += parse_bcep(content.read().decode("utf-8", "replace"))
+    return LayerTree(dirs, sources, links, frozenset(paths), tuple(exclusions))
+
+
+def parse_bcep(text: str) -> List[Exclusion]:
+    """py3compile's exclusion files; lines it could not parse are skipped, as it does."""
+    exclusions = []
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split("|", 3)
+        if len(parts) < 3:
+            continue
+        kind, vrange, directory = parts[:3]
+        pattern = parts[3] if len(parts) == 4 else ".*"
+        if kind != "file":
+            directory = directory.rstrip("/") + "/"
+        try:
+            exclusions.append(Exclusion(kind, parse_version_range(vrange), directory, re.compile(pattern)))
+        except (ValueError, re.error):
+            continue
+    return exclusions
+
+
+def parse_version_range(value: str) -> Tuple[Optional[Tuple[int, ...]], Optional[Tuple[int, ...]]]:
+    """`3.1-3.3` (3.1 and 3.2), `-3.7`, `3.2-`, `3.2` (just 3.2) or empty (all), as debpython reads it."""
+    value = value.strip()
+    if value in ("", "-"):
+        return None, None
+    low, dash, high = value.partition("-")
+    if not dash:
+        return version_tuple(low), version_tuple(low)
+    return version_tuple(low), version_tuple(high)
+
+
+def version_tuple(value: str) -> Optional[Tuple[int, ...]]:
+    return tuple(int(part) for part in value.split(".")) if value else None
+
+
+def version_in_range(minor: str, versions) -> bool:
+    low, high = versions
+    version = version_tuple(minor)
+    if low is not None and low == high:
+        return version == low
+    return (low is None or version >= low) and (high is None or version < high)
+
+
+# ---------------------------------------------------------------- choosing modules
+
+
+def compile_minors(path: str, minors: Sequence[str]) -> List[str]:
+    """The Pythons that compile `path` ("/usr/..."), as Debian's scripts would."""
+    relative = path[1:]
+    if relative.startswith(PUBLIC_DIR):
+        return list(minors)
+    match = VERSIONED_DIR.match(relative)
+    return [match.group(1)] if match and match.group(1) in minors else []
+
+
+def modules_for(tree: LayerTree, minor: str) -> List[Module]:
+    """The modules `minor` compiles, sorted; a .pyc the package ships itself is left alone."""
+    modules = []
+    for path in sorted(set(tree.sources) | set(tree.links)):
+        if minor not in compile_minors(path, [minor]) or any(e.excludes(path, minor) for e in tree.exclusions):
+            continue
+        source = resolve_source(tree, path, minor)
+        if source is None or cache_path(path, minor) in tree.paths:
+            continue
+        modules.append(Module(path, *source))
+    return modules
+
+
+def resolve_source(tree: LayerTree, path: str, minor: str) -> Optional[Tuple[str, int]]:
+    """The spooled text of a module, following links only to other modules `minor` compiles."""
+    for _ in range(MAX_LINK_HOPS):
+        if path in tree.sources:
+            return tree.sources[path]
+        path = tree.links.get(path, "")
+        if not compile_minors(path, [minor]):
+            return None
+    return None
+
+
+def cache_path(path: str, minor: str) -> str:
+    """importlib.util.cache_from_source for CPython `minor`: dir/__pycache__/mod.cpython-3X.pyc."""
+    directory, name = posixpath.split(path)
+    return f"{directory}/__pycache__/{name[:-3]}.cpython-{minor.replace('.', '')}.pyc"
+
+
+# ---------------------------------------------------------------- compiling
+
+
+def run_compiler(compiler: Compiler, modules: Sequence[Module], out_root: str, work_dir: str) -> CompileResult:
+    """Compile `modules` with one interpreter; the .pycs land at `out_root` + their image path."""
+    job = os.path.join(work_dir, f"job-{compiler.minor}.json")
+    with open(job, "w", encoding="utf-8") as f:
+        json.dump({"out": out_root, "modules": [[m.source, m.image_path] for m in modules]}, f)
+    empty_cwd = tempfile.mkdtemp(dir=work_dir)
+    process = subprocess.run([compiler.python, "-S", "-s", "-B", "-c", COMPILE_SCRIPT, job], cwd=empty_cwd,
+                             env=COMPILE_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if process.returncode != 0:
+        raise CompileError(f"{compiler.python} failed while compiling {len(modules)} modules for Python "
+                           f"{compiler.minor}: {process.stderr.decode('utf-8', 'replace').strip()[-2000:]}")
+    report = json.loads(process.stdout)
+    if report["implementation"] != "cpython" or not report["version"].startswith(compiler.minor + "."):
+        raise CompileError(f"{compiler.python} is {report['implementation']} {report['version']}, not CPython "
+                           f"{compiler.minor}")
+    return CompileResult(report["version"], tuple(tuple(c) for c in report["compiled"]),
+                         tuple(tuple(f) for f in report["failed"]))
+
+
+def bytecode_entries(tree: LayerTree, modules: Mapping[str, Module], results: Sequence[CompileResult],
+                     out_root: str) -> List[Entry]:
+    """The .pycs, their __pycache__ directories, and the package's own entries for every directory above."""
+    entries: Dict[str, Entry] = {}
+    for result in results:
+        for image_py, image_pyc in result.compiled:
+            pyc = image_pyc[1:]
+            entries[pyc] = Entry(pyc, FILE, modules[image_py].mode & 0o644, 0, 0, "root", "root",
+                                 source=out_root + image_pyc)
+    for pyc in list(entries):
+        directory = posixpath.dirname(pyc)
+        while directory and directory not in entries:
+            entries[directory] = tree.dirs.get(directory) or Entry(directory, DIR, PYCACHE_MODE, 0, 0, "root", "root")
+            directory = posixpath.dirname(directory)
+    return list(entries.values())
+
+
+def build_bytecode_layer(spec: dict, out_dir: str) -> Tuple[Optional[dict], List[CompileResult]]:
+    """Write the layer if anything compiled; returns layer.json's content (or None) and each compiler's result."""
+    compilers = [Compiler.from_json(c) for c in spec["compilers"]]
+    with tempfile.TemporaryDirectory(prefix="bytecode-") as work_dir:
+        spool_dir, out_root = os.path.join(work_dir, "spool"), os.path.join(work_dir, "out")
+        os.makedirs(spool_dir)
+        tree = read_layer_tree(spec["layer"], spool_dir)
+        results, modules = [], {}
+        for compiler in compilers:
+            wanted = modules_for(tree, compiler.minor)
+            if wanted:
+                modules.update((m.image_path, m) for m in wanted)
+                results.append(run_compiler(compiler, wanted, out_root, work_dir))
+        entries = bytecode_entries(tree, modules, results, out_root)
+        if not any(result.compiled for result in results):
+            return None, results
+        by = ", ".join(f"CPython {r.version}" for r in results)
+        layer_spec = dict(spec, created_by=f"python bytecode (unchecked-hash, {by}) of {spec.get('created_by', '')}")
+        return write_layer_files(entries, layer_spec, out_dir), results
+
+
+def main(argv: list) -> int:
+    spec_path, = argv
+    with open(spec_path, encoding="utf-8") as f:
+        spec = json.load(f)
+    try:
+        layer, results = build_bytecode_layer(spec, ".")
+    except CompileError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    for result in results:
+        print(f"CPython {result.version}: {len(result.compiled)} compiled, {len(result.failed)} do not compile"
+              + "".join(f"\n  {path}: {error}" for path, error in result.failed[:20]), file=sys.stderr)
+    print(layer["diff_id"] if layer else "nothing to compile", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,129 @@
+"""Write one layer of Debian packages: `python -m debian.actions.build_package_layer spec.json`.
+
+spec: {"debs": [{"path", "name", "sha256", "size"}], "mtime", "level", "created_by",
+"extras" (optional), "path_filter": {"excludes", "includes"} (optional, see pathfilter)}.  Outputs, like build_layer: `blobs/sha256/<digest>` and `layer.json`;
+plus `packages.json`: {"packages": [{name, version, architecture, multi_arch, source,
+dpkg_name, deb, conffiles, files, dpkg_metadata, maintainer_scripts}]} sorted by name, for
+cross-layer conflict checks, the system layer (alternatives, accounts) and SBOMs, whose
+`files` are what the layer holds (the path filter applied); plus
+`extras/<image path>`: copies of the few package files the system layer is made from.
+The order of `debs` does not matter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from typing import Sequence
+
+from oci.actions.build_layer import write_layer_files
+from .debfile import DebError
+from .deblayer import DebInput, DuplicatePackage, FileConflict, InstalledPackage, layer_packages_json, package_layer
+from .pathfilter import PathFilter, PatternError, filter_entries
+from oci.actions.tarlayer import FILE, HARDLINK, Entry, LayerError, open_content
+
+PACKAGES_JSON = "packages.json"
+EXTRAS_DIR = "extras"
+# What build_system_layer reads (accounts, nsswitch.conf, the CA bundle, ld.so.conf); a trailing "/" means
+# "everything below".
+DEFAULT_EXTRAS = (
+    "usr/share/base-passwd/passwd.master",
+    "usr/share/base-passwd/group.master",
+    "usr/share/base-files/",
+    "usr/share/debianutils/shells",
+    "usr/share/ca-certificates/",
+    "etc/ld.so.conf",
+    "etc/ld.so.conf.d/",
+)
+
+
+class DebMismatch(ValueError):
+    """A .deb is not the file the lock describes."""
+
+
+def verify_deb(deb: dict) -> None:
+    """Check size, then sha256, against the lock before anything reads the .deb."""
+    path, name = deb["path"], deb.get("name") or deb["path"]
+    size = os.path.getsize(path)
+    sha256 = file_sha256(path) if size == int(deb["size"]) else "(not computed)"
+    if size != int(deb["size"]) or sha256 != deb["sha256"]:
+        raise DebMismatch(
+            f"{name}: {path} does not match the lock: expected sha256 {deb['sha256']} and size {deb['size']}, "
+            f"got sha256 {sha256} and size {size}. The lock is stale or the cached .deb is damaged: regenerate "
+            "the lock (`pants generate-lockfiles --resolve=debian`) or delete the file from the .deb cache "
+            "([debian].deb_cache).")
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def build_package_layer(spec: dict, out_dir: str) -> dict:
+    """Verify, read and merge the .debs, write the layer and packages.json; returns layer.json's content."""
+    debs = spec["debs"]
+    for deb in debs:
+        verify_deb(deb)
+    inputs = [DebInput(deb["path"], deb.get("name", ""), deb["sha256"]) for deb in debs]
+    path_filter = PathFilter.from_json(spec.get("path_filter"))
+    with tempfile.TemporaryDirectory(prefix="deb-spool-") as spool_dir:
+        layer = package_layer(inputs, spool_dir)
+        entries = filter_entries(layer.entries, path_filter)
+        result = write_layer_files(entries, spec, out_dir)
+        write_extras(layer.entries, tuple(spec.get("extras", DEFAULT_EXTRAS)), out_dir)
+    packages = only_installed(layer.packages, entries) if path_filter else layer.packages
+    with open(os.path.join(out_dir, PACKAGES_JSON), "w", encoding="utf-8") as f:
+        json.dump(layer_packages_json(packages), f, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return result
+
+
+def only_installed(packages: Sequence[InstalledPackage], entries: Sequence[Entry]) -> list[InstalledPackage]:
+    """Each package with the files the layer holds, as it holds them (a hardlink may have become the file)."""
+    in_layer = {entry.path: entry for entry in entries}
+    return [dataclasses.replace(package, files=tuple(dataclasses.replace(f, entry=in_layer[f.path])
+                                                     for f in package.files if f.path in in_layer))
+            for package in packages]
+
+
+def write_extras(entries: Sequence[Entry], wanted: Sequence[str], out_dir: str) -> None:
+    """Copy the wanted files (hardlinks resolved) to extras/<image path>; paths were checked when read."""
+    files = {e.path: e for e in entries if e.kind == FILE}
+    for entry in entries:
+        if entry.kind in (FILE, HARDLINK) and is_wanted(entry.path, wanted):
+            copy_content(files[entry.target] if entry.kind == HARDLINK else entry,
+                         os.path.join(out_dir, EXTRAS_DIR, entry.path))
+
+
+def is_wanted(path: str, wanted: Sequence[str]) -> bool:
+    return any(path == w or (w.endswith("/") and path.startswith(w)) for w in wanted)
+
+
+def copy_content(entry: Entry, destination: str) -> None:
+    os.makedirs(os.path.dirname(destination), exist_ok=True)
+    stream, size = open_content(entry)
+    with stream, open(destination, "wb") as out:
+        out.write(stream.read(size))
+
+
+def main(argv: list) -> int:
+    spec_path, = argv
+    with open(spec_path, encoding="utf-8") as f:
+        spec = json.load(f)
+    try:
+        result = build_package_layer(spec, ".")
+    except (DebError, DebMismatch, FileConflict, DuplicatePackage, LayerError, PatternError) as error:
+        print(f"error: {error}", file=sys.stderr)  # the message is the whole story; no traceback
+        return 1
+    print(f"{result['diff_id']} {len(spec['debs'])} packages", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,216 @@
+"""Python bytecode layers: the .pyc files Debian's maintainer scripts would have compiled.
+
+An `oci_image(compile_python=True)` gets, after its package layers, one bytecode layer per
+package layer that holds Python modules, compiled (`unchecked-hash`) by a host interpreter of the
+image's own Python minor version.  A bytecode layer's cache key is its package layer's digest plus
+the compiling interpreter, so images that add the same packages share it too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Mapping
+
+from pants.core.subsystems.python_bootstrap import PythonBootstrap
+from pants.core.util_rules.system_binaries import BinaryPathRequest, BinaryPaths, BinaryPathTest
+from pants.engine.addresses import Address
+from pants.engine.fs import (
+    EMPTY_DIGEST,
+    CreateDigest,
+    Digest,
+    DigestEntries,
+    DigestSubset,
+    FileContent,
+    FileEntry,
+    PathGlobs,
+)
+from pants.engine.process import ProcessResult
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.target import BoolField
+from pants.util.logging import LogLevel
+from pants.util.strutil import help_text
+
+from oci.action import ActionRequest
+from oci.chain import ImageTarget, ImageTargetRequest
+from oci.errors import ImageBuildError
+from oci.layer import LAYER_JSON, Layer, LayerOutput, OptionalLayer
+from debian.packages import DebianLock, PackageLayers
+from oci.subsystem import OciSubsystem
+from oci.target_types import OciImageTarget
+
+SPEC = "__bytecode_layer.json"
+PACKAGE_LAYER = "__package_layer.tar.gz"
+# The packages that put a Python 3.X (interpreter or standard library) into an image.
+IMAGE_PYTHON_PACKAGE = re.compile(r"^(?:lib)?python(3\.\d+)(?:-minimal|-stdlib)?$")
+# unchecked-hash .pycs (PEP 552) and py_compile's invalidation_mode need 3.7.
+OLDEST_MINOR = (3, 7)
+
+
+class OciImageCompilePythonField(BoolField):
+    alias = "compile_python"
+    default = False
+    help = help_text(
+        """
+        Byte-compile the Python modules of the packages this image adds, as Debian's py3compile
+        would at install time: `__pycache__/*.cpython-3X.pyc` for `/usr/lib/python3/dist-packages`
+        and `/usr/lib/python3.X`, in a layer after each package layer. The .pycs are `unchecked-hash`
+        (reproducible, never rewritten) and compiled by a Python of the image's own minor version,
+        which must be on the build machine (`[python-bootstrap].search_path`). Not inherited:
+        set it on each image whose packages should be compiled.
+        """
+    )
+
+
+@dataclass(frozen=True)
+class ImagePython:
+    """A Python minor version an image installs, and the package that says so."""
+
+    minor: str  # "3.11"
+    package: str
+    version: str
+
+    @property
+    def too_old(self) -> bool:
+        return tuple(int(part) for part in self.minor.split(".")) < OLDEST_MINOR
+
+
+def image_pythons(closure: tuple[str, ...], locked: Mapping[str, Mapping]) -> tuple[ImagePython, ...]:
+    """Each python3.X of the closure, named by `python3.X` when the image has it."""
+    found: dict[str, ImagePython] = {}
+    for name in sorted(closure, key=lambda n: (not n.startswith("python"), n)):
+        match = IMAGE_PYTHON_PACKAGE.match(name)
+        if match and match.group(1) not in found:
+            found[match.group(1)] = ImagePython(match.group(1), name, str(locked[name]["version"]))
+    return tuple(found[minor] for minor in sorted(found))
+
+
+@dataclass(frozen=True)
+class BytecodeCompilerRequest:
+    minor: str
+
+
+@dataclass(frozen=True)
+class BytecodeCompiler:
+    minor: str
+    path: str | None  # None: no such interpreter on the search path
+    fingerprint: str  # of `sys.version`: keys the cache, since a patch release may compile differently
+    search_path: tuple[str, ...]
+
+
+def compiler_probe(minor: str) -> str:
+    major_minor = tuple(int(part) for part in minor.split("."))
+    return (
+        "import sys\n"
+        f"if sys.implementation.name != 'cpython' or sys.version_info[:2] != {major_minor!r}: sys.exit(1)\n"
+        "print(sys.version)"
+    )
+
+
+@rule(desc="Find a Python to byte-compile with", level=LogLevel.DEBUG)
+async def find_bytecode_compiler(
+    request: BytecodeCompilerRequest, python_bootstrap: PythonBootstrap
+) -> BytecodeCompiler:
+    search_path = tuple(python_bootstrap.interpreter_search_paths)
+    paths = await Get(BinaryPaths, BinaryPathRequest(
+        search_path=search_path, binary_name=f"python{request.minor}", check_file_entries=True,
+        test=BinaryPathTest(args=["-c", compiler_probe(request.minor)], fingerprint_stdout=True),
+    ))
+    first = paths.first_path
+    return BytecodeCompiler(request.minor, first.path if first else None, first.fingerprint if first else "",
+                            search_path)
+
+
+def check_compilers(address: Address, pythons: tuple[ImagePython, ...],
+                    compilers: tuple[BytecodeCompiler, ...]) -> None:
+    for python, compiler in zip(pythons, compilers):
+        if compiler.path is None:
+            raise ImageBuildError(
+                f"{address} has compile_python=True and installs Python {python.minor} ({python.package} "
+                f"{python.version}), so it needs a Python {python.minor} on the build machine to compile its "
+                f"modules, and there is no python{python.minor} in [python-bootstrap].search_path "
+                f"({', '.join(compiler.search_path)}). Install python{python.minor} (e.g. `apt-get install "
+                f"python{python.minor}-minimal` or `pyenv install {python.minor}`) and add its directory to that "
+                "option in pants.toml, or set compile_python=False."
+            )
+
+
+@dataclass(frozen=True)
+class BytecodeLayerRequest:
+    package_layer: Layer
+    compilers: tuple[BytecodeCompiler, ...]
+
+
+@rule(desc="Build a Python bytecode layer")
+async def build_bytecode_layer(request: BytecodeLayerRequest, oci: OciSubsystem) -> OptionalLayer:
+    package = request.package_layer.descriptor
+    spec = {
+        "layer": PACKAGE_LAYER,
+        "compilers": [{"python": c.path, "minor": c.minor, "fingerprint": c.fingerprint} for c in request.compilers],
+        "mtime": oci.source_date_epoch,
+        "level": oci.compression_level,
+        "created_by": package.created_by,
+    }
+    blob_entries = await Get(DigestEntries, Digest, request.package_layer.blob)
+    # Renamed: under blobs/ the package layer would come back as an output of this Process.
+    input_digest = await Get(Digest, CreateDigest([
+        FileContent(SPEC, json.dumps(spec, sort_keys=True).encode()),
+        FileEntry(PACKAGE_LAYER, blob_entries[0].file_digest),
+    ]))
+    minors = ", ".join(c.minor for c in request.compilers)
+    result = await Get(ProcessResult, ActionRequest(
+        module="debian.actions.build_bytecode_layer",
+        argv=(SPEC,),
+        input_digest=input_digest,
+        description=f"Compile Python {minors} bytecode of layer {package.diff_id[7:19]} ({package.created_by[:60]})",
+        output_files=(LAYER_JSON,),
+        output_directories=("blobs",),
+    ))
+    written = await Get(Digest, DigestSubset(result.output_digest, PathGlobs([LAYER_JSON])))
+    if written == EMPTY_DIGEST:
+        return OptionalLayer(None)  # no module in this layer
+    return OptionalLayer(await Get(Layer, LayerOutput(result.output_digest)))
+
+
+@dataclass(frozen=True)
+class BytecodeLayersRequest:
+    address: Address
+    package_layers: PackageLayers
+    architecture: str
+
+
+@dataclass(frozen=True)
+class BytecodeLayers:
+    layers: tuple[Layer, ...]
+
+
+@rule(desc="Plan an image's Python bytecode layers")
+async def image_bytecode_layers(request: BytecodeLayersRequest) -> BytecodeLayers:
+    image = await Get(ImageTarget, ImageTargetRequest(request.address))
+    packages = request.package_layers.packages
+    if not image.target[OciImageCompilePythonField].value or packages is None or not request.package_layers.layers:
+        return BytecodeLayers(())
+    lock = await Get(DebianLock)  # only now: an image without packages has no lock
+    pythons = image_pythons(packages.closure, lock.packages(request.architecture))
+    if not pythons:
+        raise ImageBuildError(
+            f"{request.address} has compile_python=True but installs no Python (no python3.X package in its "
+            "closure). Remove compile_python or add python3 to its packages."
+        )
+    for python in pythons:
+        if python.too_old:
+            raise ImageBuildError(
+                f"{request.address} installs Python {python.minor} ({python.package} {python.version}); "
+                "compile_python needs Python 3.7 or newer (unchecked-hash .pyc files). Set compile_python=False."
+            )
+    compilers = await MultiGet(Get(BytecodeCompiler, BytecodeCompilerRequest(p.minor)) for p in pythons)
+    check_compilers(request.address, pythons, compilers)
+    layers = await MultiGet(
+        Get(OptionalLayer, BytecodeLayerRequest(layer, compilers)) for layer in request.package_layers.layers
+    )
+    return BytecodeLayers(tuple(layer.layer for layer in layers if layer.layer is not None))
+
+
+def rules():
+    return [*collect_rules(), OciImageTarget.register_plugin_field(OciImageCompilePythonField)]

@@ -1,0 +1,17 @@
+"""The `debian` backend: a content source of `oci_image` targets, from a locked Debian archive.
+
+It resolves `packages` to the lock, builds package, bytecode and system layers, and writes the
+accounts, the dpkg database and what maintainer scripts would have done, from declarations."""
+
+from debian import bytecode, debian_lock, declared_files, packages, system_layer, users
+
+
+def rules():
+    return [
+        *debian_lock.rules(),
+        *packages.rules(),
+        *system_layer.rules(),
+        *bytecode.rules(),
+        *users.rules(),
+        *declared_files.rules(),
+    ]

@@ -1,0 +1,13 @@
+"""The plugin as pants.toml loads it: every backend's rules and target types."""
+
+from audit import register as audit
+from debian import register as debian
+from oci import register as oci
+
+
+def rules() -> list:
+    return [*oci.rules(), *debian.rules(), *audit.rules()]
+
+
+def target_types() -> list:
+    return [*oci.target_types()]
