@@ -21,7 +21,9 @@ from pants.util.logging import LogLevel
 
 from oci.action import ActionRequest
 from oci.actions.ocilayout import canonical_json, sha256_digest
+from debian.content import DebianState
 from oci.chain import ImageTarget, ImageTargetRequest, ParentChain
+from oci.content import source_state
 from oci.image import BuildImageRequest, BuiltImage
 from oci.publish import repository_name
 from oci.target_types import (
@@ -175,8 +177,10 @@ async def image_facts(request: ImageFactsRequest) -> ImageFacts:
     )
     image = built[-1]
     owners = layer_owners(chain.addresses, [len(b.layers) for b in built])
+    debian = source_state(image.states, DebianState)
+    package_metadata = debian.package_metadata if debian else EMPTY_DIGEST
     summaries = await MultiGet(
-        Get(LayerPackages, LayerPackagesRequest(image.package_metadata, layer["diff_id"])) for layer in image.layers
+        Get(LayerPackages, LayerPackagesRequest(package_metadata, layer["diff_id"])) for layer in image.layers
     )
     layers = tuple(
         LayerFacts(layer["digest"], layer["diff_id"], int(layer["size"]), layer.get("created_by", ""), owner,

@@ -41,7 +41,8 @@ from debian.actions.debian_lock import diff_locks
 from audit.facts import ImageFacts, ImageFactsRequest, LayerFacts, image_targets
 from audit.sizes import human_bytes
 from debian.layer_plan import LayerBudget, PlannedPackage, layers_left, plan_layers
-from oci.subsystem import DebianSubsystem
+from debian.subsystem import DebianSubsystem
+from oci.subsystem import OciSubsystem
 
 Identity = frozenset  # of (package name, .deb sha256): what makes a package layer's bytes
 
@@ -102,9 +103,9 @@ class Budget:
     max_layers: int
 
     @classmethod
-    def of(cls, debian: DebianSubsystem) -> "Budget":
+    def of(cls, debian: DebianSubsystem, oci: OciSubsystem) -> "Budget":
         return cls(debian.own_layer_bytes, debian.group_layer_bytes, debian.package_layers_per_image,
-                   debian.max_layers)
+                   oci.max_layers)
 
 
 def old_groups(added: Mapping[str, Mapping], parent_layers: int, budget: Budget) -> set:
@@ -254,7 +255,7 @@ def read_old_lock(options: UpdateCostSubsystem, lockfile: str, worktree) -> str:
 @goal_rule
 async def update_cost(
     console: Console, workspace: Workspace, targets: FilteredTargets, dist: DistDir,
-    options: UpdateCostSubsystem, debian: DebianSubsystem,
+    options: UpdateCostSubsystem, debian: DebianSubsystem, oci: OciSubsystem,
 ) -> UpdateCostGoal:
     worktree = (await Get(MaybeGitWorktree, GitWorktreeRequest())).git_worktree if options.since else None
     try:
@@ -265,7 +266,7 @@ async def update_cost(
     current = await Get(DigestContents, PathGlobs([debian.lockfile]))
     new_data = yaml.safe_load(current[0].content) if current else {}
     all_facts = await MultiGet(Get(ImageFacts, ImageFactsRequest(t.address)) for t in image_targets(targets))
-    budget = Budget.of(debian)
+    budget = Budget.of(debian, oci)
     levels = {str(f.address): level_costs(f, old, budget) for f in all_facts}
     costs = [image_cost(f, levels[str(f.address)]) for f in all_facts]
     totals = set_cost(all_facts, costs, levels)

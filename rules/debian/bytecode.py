@@ -207,7 +207,7 @@ async def image_bytecode_layers(request: BytecodeLayersRequest) -> BytecodeLayer
     compilers = await MultiGet(Get(BytecodeCompiler, BytecodeCompilerRequest(p.minor)) for p in pythons)
     check_compilers(request.address, pythons, compilers)
     layers = await MultiGet(
-        Get(OptionalLayer, BytecodeLayerRequest(layer, compilers)) for layer in request.package_layers.layers
+        Get(OptionalLayer, BytecodeLayerRequest(package.layer, compilers)) for package in request.package_layers.layers
     )
     return BytecodeLayers(tuple(layer.layer for layer in layers if layer.layer is not None))
 

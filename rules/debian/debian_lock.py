@@ -35,12 +35,12 @@ from debian.actions.debian_resolve import ResolutionError, requested_names
 from debian.actions.debian_version import compare_versions
 from oci.chain import ImageTarget, ImageTargetRequest, ParentChain
 from oci.errors import ImageBuildError
-from oci.subsystem import DebianSubsystem
-from oci.target_types import (
-    OciImageEssentialField,
-    OciImageExcludePackagesField,
-    OciImagePackagesField,
-    OciImageRecommendsField,
+from debian.subsystem import DebianSubsystem
+from debian.target_types import (
+    DebianEssentialField,
+    DebianExcludePackagesField,
+    DebianPackagesField,
+    DebianRecommendsField,
 )
 
 RESOLVE_NAME = "debian"
@@ -137,16 +137,16 @@ class OptionalImagePackageRequest:
 
 
 def declares_packages(target) -> bool:
-    return (bool(target[OciImagePackagesField].value) or target[OciImageEssentialField].value
-            or bool(target[OciImageExcludePackagesField].value))
+    return (bool(target[DebianPackagesField].value) or target[DebianEssentialField].value
+            or bool(target[DebianExcludePackagesField].value))
 
 
 def check_exclusions(target) -> None:
     try:
-        asked = {name for text in target[OciImagePackagesField].value or () for name in requested_names(text)}
+        asked = {name for text in target[DebianPackagesField].value or () for name in requested_names(text)}
     except ResolutionError:
         return  # generate-lockfiles reports the unreadable request, naming the image
-    both = sorted(asked & set(target[OciImageExcludePackagesField].value or {}))
+    both = sorted(asked & set(target[DebianExcludePackagesField].value or {}))
     if both:
         raise ImageBuildError(f"{target.address}: {', '.join(both)} is both in `packages` and in `exclude_packages`; "
                               "remove it from one of them.")
@@ -164,17 +164,17 @@ async def image_package_request(request: PackageRequestFor) -> OptionalImagePack
     ancestors = [image.target for image in images[:-1] if declares_packages(image.target)]
     return OptionalImagePackageRequest(ImagePackageRequest(
         address=str(target.address),
-        packages=tuple(target[OciImagePackagesField].value or ()),
-        recommends=target[OciImageRecommendsField].value,
-        essential=target[OciImageEssentialField].value,
+        packages=tuple(target[DebianPackagesField].value or ()),
+        recommends=target[DebianRecommendsField].value,
+        essential=target[DebianEssentialField].value,
         parent=str(ancestors[-1].address) if ancestors else None,
-        exclude=FrozenDict(target[OciImageExcludePackagesField].value or {}),
+        exclude=FrozenDict(target[DebianExcludePackagesField].value or {}),
     ))
 
 
 @rule(desc="Collect the packages that images declare")
 async def collect_image_package_requests(all_targets: AllTargets) -> ImagePackageRequests:
-    images = sorted((t for t in all_targets if t.has_field(OciImagePackagesField)), key=lambda t: str(t.address))
+    images = sorted((t for t in all_targets if t.has_field(DebianPackagesField)), key=lambda t: str(t.address))
     requests = await MultiGet(Get(OptionalImagePackageRequest, PackageRequestFor(t.address)) for t in images)
     return ImagePackageRequests(tuple(r.request for r in requests if r.request is not None))
 

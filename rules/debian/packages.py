@@ -19,6 +19,7 @@ from pants.engine.fs import (
     Digest,
     DigestContents,
     DigestEntries,
+    DigestSubset,
     DownloadFile,
     FileContent,
     FileDigest,
@@ -32,10 +33,14 @@ from pants.util.logging import LogLevel
 
 from oci.action import ActionPython, ActionRequest
 from debian.debian_lock import ImagePackageRequest, OptionalImagePackageRequest, PackageRequestFor, SourcesManifest
-from oci.errors import LayerBudgetExceeded, PathPatternError, StaleLockError
-from oci.layer import Layer, LayerOutput
+from debian.errors import PathPatternError, StaleLockError
+from oci.errors import LayerBudgetExceeded
+from oci.layer import LAYER_JSON, Layer, LayerOutput
+
+PACKAGES_JSON = "packages.json"
 from debian.layer_plan import LayerBudget, PlannedPackage, layers_left, plan_layers
-from oci.subsystem import DebianSubsystem, OciSubsystem
+from debian.subsystem import DebianSubsystem
+from oci.subsystem import OciSubsystem
 
 
 @dataclass(frozen=True)
@@ -181,13 +186,35 @@ class PackageLayerRequest:
     debs: tuple[LockedDeb, ...]
 
 
+@dataclass(frozen=True)
+class PackageLayer:
+    layer: Layer
+    # `packages/<diff_id hex>.json` (what each package installed and what its maintainer scripts
+    # would do) and `extras/...` (package files the system layer is made from).
+    metadata: Digest
+
+
+async def read_package_layer(output: Digest) -> PackageLayer:
+    layer, packages_json, extras = await MultiGet(
+        Get(Layer, LayerOutput(output)),
+        Get(Digest, DigestSubset(output, PathGlobs([PACKAGES_JSON]))),
+        Get(Digest, DigestSubset(output, PathGlobs(["extras/**"]))),
+    )
+    entries = await Get(DigestEntries, Digest, packages_json)
+    renamed = FileEntry(f"packages/{layer.descriptor.diff_id.split(':')[1]}.json", entries[0].file_digest)
+    metadata = await Get(Digest, CreateDigest([renamed]))
+    return PackageLayer(layer, await Get(Digest, MergeDigests([metadata, extras])))
+
+
 def layer_architecture(debs: tuple[LockedDeb, ...]) -> str:
     specific = sorted({deb.architecture for deb in debs} - {"all"})
     return "/".join(specific) or "all"
 
 
 @rule(desc="Build a package layer")
-async def build_package_layer(request: PackageLayerRequest, oci: OciSubsystem, debian: DebianSubsystem) -> Layer:
+async def build_package_layer(
+    request: PackageLayerRequest, oci: OciSubsystem, debian: DebianSubsystem
+) -> PackageLayer:
     fetched = await MultiGet(Get(Digest, CachedDebRequest(deb)) for deb in request.debs)
     names = ", ".join(deb.name for deb in request.debs[:4]) + (", ..." if len(request.debs) > 4 else "")
     spec = {
@@ -206,10 +233,10 @@ async def build_package_layer(request: PackageLayerRequest, oci: OciSubsystem, d
         argv=("__package_layer.json",),
         input_digest=input_digest,
         description=f"Build package layer {names} ({len(request.debs)} packages, {layer_architecture(request.debs)})",
-        output_files=("layer.json", "packages.json"),
+        output_files=(LAYER_JSON, PACKAGES_JSON),
         output_directories=("blobs", "extras"),
     ))
-    return await Get(Layer, LayerOutput(result.output_digest))
+    return await read_package_layer(result.output_digest)
 
 
 def path_filter_spec(debian: DebianSubsystem) -> dict:
@@ -230,17 +257,17 @@ class ImagePackageLayersRequest:
 
 @dataclass(frozen=True)
 class PackageLayers:
-    layers: tuple[Layer, ...]
+    layers: tuple[PackageLayer, ...]
     packages: ImagePackages | None
 
 
 def plan_package_groups(
-    address: Address, added: tuple[LockedDeb, ...], parent_layers: int, debian: DebianSubsystem
+    address: Address, added: tuple[LockedDeb, ...], parent_layers: int, debian: DebianSubsystem, max_layers: int
 ) -> list[tuple[LockedDeb, ...]]:
-    room = min(debian.package_layers_per_image, layers_left(parent_layers, debian.max_layers, reserved=1))
+    room = min(debian.package_layers_per_image, layers_left(parent_layers, max_layers, reserved=1))
     if added and room < 1:
         raise LayerBudgetExceeded(
-            f"{address}: its parents already use {parent_layers} of the {debian.max_layers} layers an image may "
+            f"{address}: its parents already use {parent_layers} of the {max_layers} layers an image may "
             f"have, which leaves no room for its {len(added)} packages. Move packages into a parent image or "
             "flatten the image chain."
         )
@@ -252,14 +279,14 @@ def plan_package_groups(
 
 @rule(desc="Plan an image's package layers")
 async def image_package_layers(
-    request: ImagePackageLayersRequest, debian: DebianSubsystem
+    request: ImagePackageLayersRequest, debian: DebianSubsystem, oci: OciSubsystem
 ) -> PackageLayers:
     package_request = await Get(OptionalImagePackageRequest, PackageRequestFor(request.address))
     if package_request.request is None:
         return PackageLayers((), None)
     packages = await Get(ImagePackages, ImagePackagesRequest(package_request.request, request.architecture))
-    groups = plan_package_groups(request.address, packages.added, request.parent_layers, debian)
-    layers = await MultiGet(Get(Layer, PackageLayerRequest(group)) for group in groups)
+    groups = plan_package_groups(request.address, packages.added, request.parent_layers, debian, oci.max_layers)
+    layers = await MultiGet(Get(PackageLayer, PackageLayerRequest(group)) for group in groups)
     return PackageLayers(tuple(layers), packages)
 
 

@@ -3,11 +3,14 @@
 It resolves `packages` to the lock, builds package, bytecode and system layers, and writes the
 accounts, the dpkg database and what maintainer scripts would have done, from declarations."""
 
-from debian import bytecode, debian_lock, declared_files, packages, system_layer, users
+from debian import bytecode, content, debian_lock, declared_files, packages, system_layer, users
+from debian import target_types as image_fields
 
 
 def rules():
     return [
+        *image_fields.rules(),
+        *content.rules(),
         *debian_lock.rules(),
         *packages.rules(),
         *system_layer.rules(),

@@ -12,7 +12,8 @@ from pants.engine.rules import Get, collect_rules, rule
 
 from oci.action import ActionRequest
 from oci.layer import Layer, LayerOutput
-from oci.subsystem import DebianSubsystem, OciSubsystem
+from debian.subsystem import DebianSubsystem
+from oci.subsystem import OciSubsystem
 from debian.users import UsersTable
 
 SPEC = "__system_layer.json"
@@ -35,7 +36,7 @@ async def build_system_layer(
         "users_table": table.to_json(),
         "users_table_path": table.path,
         "declared_users": sorted(request.users),
-        "timezone": oci.timezone,
+        "timezone": debian.timezone,
         "effect_policy": dict(debian.script_effects),
         "accepted_effects": {k: list(v) for k, v in debian.accepted_script_effects.items()},
         "mtime": oci.source_date_epoch,

@@ -8,7 +8,7 @@ import yaml
 from pants.engine.fs import DigestContents, PathGlobs
 from pants.engine.rules import Get, collect_rules, rule
 
-from oci.subsystem import OciSubsystem
+from debian.subsystem import DebianSubsystem
 
 
 class UsersTableError(Exception):
@@ -63,9 +63,9 @@ def parse_users_table(path: str, raw: bytes) -> UsersTable:
 
 
 @rule(desc="Read the users table")
-async def read_users_table(oci: OciSubsystem) -> UsersTable:
-    contents = await Get(DigestContents, PathGlobs([oci.users_table]))
-    return parse_users_table(oci.users_table, contents[0].content if contents else b"")
+async def read_users_table(debian: DebianSubsystem) -> UsersTable:
+    contents = await Get(DigestContents, PathGlobs([debian.users_table]))
+    return parse_users_table(debian.users_table, contents[0].content if contents else b"")
 
 
 def rules():

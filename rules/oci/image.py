@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from pants.engine.addresses import Address, Addresses, UnparsedAddressInputs
 from pants.engine.fs import (
-    EMPTY_DIGEST,
     CreateDigest,
     Digest,
     DigestContents,
@@ -19,18 +18,14 @@ from pants.engine.fs import (
 from pants.engine.process import ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import FieldSet, InferDependenciesRequest, InferredDependencies, Target
-from pants.engine.unions import UnionRule
+from pants.engine.unions import UnionMembership, UnionRule
 
 from oci.action import ActionRequest
-from debian.bytecode import BytecodeLayers, BytecodeLayersRequest
 from oci.chain import ImageTarget, ImageTargetRequest, ParentChain
-from debian.declared_files import DeclaredFile, DeclaredFilesChecked, DeclaredFilesCheckRequest
-from oci.errors import ImageBuildError
+from oci.content import ContentState, ImageContent, ImageContentRequest
+from oci.errors import ImageBuildError, LayerBudgetExceeded
 from oci.layer import FilesLayerRequest, Layer, OptionalLayer
-from oci.errors import LayerBudgetExceeded
-from debian.packages import ImagePackageLayersRequest, PackageLayers
-from oci.subsystem import DebianSubsystem, OciSubsystem
-from debian.system_layer import SystemLayerRequest
+from oci.subsystem import OciSubsystem
 from oci.target_types import (
     OciImageCmdField,
     OciImageDependenciesField,
@@ -42,7 +37,6 @@ from oci.target_types import (
     OciImageParentField,
     OciImagePlatformsField,
     OciImageTagsField,
-    OciImageUsersField,
     OciImageUserField,
     OciImageWorkdirField,
 )
@@ -63,9 +57,7 @@ class BuiltImage:
     image_json: str  # config, manifest descriptor and all layer descriptors, for children
     blobs: Digest  # every layer blob of the image, parents' included
     layout: Digest  # the complete OCI image layout
-    package_metadata: Digest  # packages/*.json and extras/ of every package layer, parents' included
-    users: tuple[str, ...]  # accounts from the users table, parents' included
-    declared: tuple[DeclaredFile, ...] = ()  # files of the chain's files layers, for children's packages
+    states: tuple[ContentState, ...]  # each content source's record of the chain, for children
 
     @property
     def layers(self) -> list[dict]:
@@ -92,7 +84,8 @@ def check_layer_budget(address: Address, parent_layers: int, own_layers: int, ma
     if parent_layers + own_layers > max_layers:
         raise LayerBudgetExceeded(
             f"{address} would have {parent_layers + own_layers} layers ({parent_layers} from its parents), "
-            f"more than the {max_layers} allowed. Flatten the image chain or lower `[debian].package_layers_per_image`."
+            f"more than the {max_layers} allowed (`[oci].max_layers`). Flatten the image chain or have its "
+            "content sources add fewer layers."
         )
 
 
@@ -105,47 +98,29 @@ class OwnLayersRequest:
 
 @dataclass(frozen=True)
 class OwnLayers:
-    """The layers an image adds over its parent, in order, and what later images inherit from it."""
+    """The layers an image adds over its parent, in order, and what the sources pass to its children."""
 
     layers: tuple[Layer, ...]
-    package_metadata: Digest
-    users: tuple[str, ...]
-    declared: tuple[DeclaredFile, ...]
+    states: tuple[ContentState, ...]
 
 
 @rule(desc="Plan an image's own layers")
-async def own_layers(request: OwnLayersRequest) -> OwnLayers:
-    address, parent, target = request.image.target.address, request.parent, request.image.target
-    files = await Get(
-        Addresses,
-        UnparsedAddressInputs(target[OciImageFilesField].value or (), owning_address=address,
-                              description_of_origin=f"the `files` field of {address}"),
+async def own_layers(request: OwnLayersRequest, union_membership: UnionMembership) -> OwnLayers:
+    address, parent = request.image.target.address, request.parent
+    files = await Get(Addresses, UnparsedAddressInputs(
+        request.image.target[OciImageFilesField].value or (), owning_address=address,
+        description_of_origin=f"the `files` field of {address}"))
+    sources = sorted(union_membership.get(ImageContentRequest), key=lambda source: (source.order, source.__name__))
+    parent_layers, parent_states = (len(parent.layers), parent.states) if parent else (0, ())
+    contents = await MultiGet(
+        Get(ImageContent, ImageContentRequest, source(address, request.architecture, parent_layers, parent_states))
+        for source in sources
     )
-    package_layers, files_layer = await MultiGet(
-        Get(PackageLayers, ImagePackageLayersRequest(address, len(parent.layers) if parent else 0,
-                                                     request.architecture)),
-        Get(OptionalLayer, FilesLayerRequest(address, files)),
-    )
-    new_package_metadata = await Get(Digest, MergeDigests([layer.package_metadata for layer in package_layers.layers]))
-    package_metadata = await Get(Digest, MergeDigests([
-        parent.package_metadata if parent else EMPTY_DIGEST, new_package_metadata,
-    ]))
-    # Refuse a declared file that would replace a package, and a new package over a parent's declared file.
-    inherited = parent.declared if parent else ()
-    declared = inherited
-    if files or (inherited and package_layers.layers):
-        declared = (await Get(DeclaredFilesChecked, DeclaredFilesCheckRequest(
-            address, files, package_metadata, inherited, new_package_metadata))).declared
-    declared_users = target[OciImageUsersField].value or ()
-    users = tuple(sorted({*(parent.users if parent else ()), *declared_users}))
-    bytecode = await Get(BytecodeLayers, BytecodeLayersRequest(address, package_layers, request.architecture))
-    system_layers = []
-    if package_layers.layers or declared_users:
-        system_layers.append(await Get(Layer, SystemLayerRequest(address, package_metadata, users)))
-    # Declared files come last so that they override what packages and the system layer wrote.
-    files_layers = [files_layer.layer] if files_layer.layer else []
-    return OwnLayers((*package_layers.layers, *bytecode.layers, *system_layers, *files_layers), package_metadata,
-                     users, declared)
+    files_layer = await Get(OptionalLayer, FilesLayerRequest(address, files))
+    # Declared files come last so that they override what the content sources wrote.
+    layers = (*(layer for content in contents for layer in content.layers),
+              *([files_layer.layer] if files_layer.layer else []))
+    return OwnLayers(layers, tuple(content.state for content in contents if content.state is not None))
 
 
 def check_platform(image: ImageTarget, architecture: str, default: str, wanted_by: Address) -> None:
@@ -158,7 +133,7 @@ def check_platform(image: ImageTarget, architecture: str, default: str, wanted_b
 
 
 @rule(desc="Build an OCI image")
-async def build_image(request: BuildImageRequest, oci: OciSubsystem, debian: DebianSubsystem) -> BuiltImage:
+async def build_image(request: BuildImageRequest, oci: OciSubsystem) -> BuiltImage:
     chain = await Get(ParentChain, ImageTargetRequest(request.address))  # refuses cycles before recursing
     image = await Get(ImageTarget, ImageTargetRequest(request.address))
     architecture = request.architecture or oci.architecture
@@ -169,7 +144,7 @@ async def build_image(request: BuildImageRequest, oci: OciSubsystem, debian: Deb
         parent = await Get(BuiltImage, BuildImageRequest(image.parent, architecture))
     own = await Get(OwnLayers, OwnLayersRequest(image, parent, architecture))
     parent_layers = len(parent.layers) if parent else 0
-    check_layer_budget(request.address, parent_layers, len(own.layers), debian.max_layers)
+    check_layer_budget(request.address, parent_layers, len(own.layers), oci.max_layers)
 
     spec = {
         "name": str(request.address),
@@ -205,9 +180,7 @@ async def build_image(request: BuildImageRequest, oci: OciSubsystem, debian: Deb
         image_json=image_json,
         blobs=blobs,
         layout=layout,
-        package_metadata=own.package_metadata,
-        users=own.users,
-        declared=own.declared,
+        states=own.states,
     )
 
 

@@ -29,7 +29,6 @@ from oci.subsystem import OciSubsystem
 from oci.target_types import ImageFilesDestinationField, ImageFilesModeField, ImageFilesOwnerField
 
 LAYER_JSON = "layer.json"
-PACKAGES_JSON = "packages.json"
 
 
 @dataclass(frozen=True)
@@ -54,9 +53,6 @@ class LayerDescriptor:
 class Layer:
     descriptor: LayerDescriptor
     blob: Digest  # holds just blobs/sha256/<digest>
-    # Package layers only: `packages/<diff_id hex>.json` (what each package installed and what its
-    # maintainer scripts would do) and `extras/...` (package files the system layer is made from).
-    package_metadata: Digest = EMPTY_DIGEST
 
 
 @dataclass(frozen=True)
@@ -180,23 +176,15 @@ async def run_layer_process(request: LayerSpec) -> Layer:
 
 @rule
 async def read_layer_output(request: LayerOutput) -> Layer:
-    output = request.digest
-    json_digest, blob, packages_json, extras = await MultiGet(
-        Get(Digest, DigestSubset(output, PathGlobs([LAYER_JSON]))),
-        Get(Digest, DigestSubset(output, PathGlobs(["blobs/**"]))),
-        Get(Digest, DigestSubset(output, PathGlobs([PACKAGES_JSON]))),
-        Get(Digest, DigestSubset(output, PathGlobs(["extras/**"]))),
+    json_digest, blob = await MultiGet(
+        Get(Digest, DigestSubset(request.digest, PathGlobs([LAYER_JSON]))),
+        Get(Digest, DigestSubset(request.digest, PathGlobs(["blobs/**"]))),
     )
     contents = await Get(DigestContents, Digest, json_digest)
     value = json.loads(contents[0].content)
     descriptor = LayerDescriptor(value["mediaType"], value["digest"], value["size"], value["diff_id"],
-                                 value.get("created_by", ""))
-    if packages_json == EMPTY_DIGEST:
-        return Layer(descriptor, blob)
-    entries = await Get(DigestEntries, Digest, packages_json)
-    renamed = FileEntry(f"packages/{descriptor.diff_id.split(':')[1]}.json", entries[0].file_digest)
-    metadata = await Get(Digest, CreateDigest([renamed]))
-    return Layer(descriptor, blob, await Get(Digest, MergeDigests([metadata, extras])))
+                                 value["created_by"])
+    return Layer(descriptor, blob)
 
 
 def rules():

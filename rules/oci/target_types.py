@@ -11,7 +11,6 @@ from pants.core.goals.package import OutputPathField
 from pants.engine.addresses import Address
 from pants.engine.target import (
     COMMON_TARGET_FIELDS,
-    BoolField,
     Dependencies,
     DictStringToStringField,
     InvalidFieldException,
@@ -44,62 +43,6 @@ class OciImageFilesField(StringSequenceField):
         Addresses of `image_files` targets (or plain `file`/`files` targets) whose files go into
         this image's own layer. `image_files` sets each file's path, mode and owner in the image;
         a plain `file` lands at `/` + its path relative to its BUILD file, 0644 root:root.
-        """
-    )
-
-
-class OciImagePackagesField(StringSequenceField):
-    alias = "packages"
-    help = help_text(
-        """
-        Debian packages to install, optionally with a version constraint (`"python3 (>= 3.11)"`).
-        Their closure is taken from the lock (`pants generate-lockfiles --resolve=debian`); only the
-        packages the parent image lacks are added, as layers shared with every image that needs them.
-        """
-    )
-
-
-class OciImageExcludePackagesField(DictStringToStringField):
-    alias = "exclude_packages"
-    help = help_text(
-        """
-        Packages that the dependencies of this image's packages would pull in but that it does without,
-        each with the reason it was reviewed and left out: `{"python3-mypy": "type checker, never imported"}`.
-        A dependency only excluded packages could meet stays unmet (the lock lists each one under
-        `dropped_depends`). Descendant images inherit the exclusions unless they ask for the package.
-        """
-    )
-
-    @classmethod
-    def compute_value(cls, raw_value, address: Address):
-        value = super().compute_value(raw_value, address)
-        for name, reason in (value or {}).items():
-            if not reason.strip():
-                raise InvalidFieldException(
-                    f"The {cls.alias!r} field of {address} gives no reason for leaving out {name!r}: "
-                    "say why the image does without it, e.g. {\"python3-mypy\": \"type checker, never imported\"}."
-                )
-        return value
-
-
-class OciImageRecommendsField(BoolField):
-    alias = "recommends"
-    default = False
-    help = "Also install the Recommends of the packages (not by default)."
-
-
-class OciImageEssentialField(BoolField):
-    alias = "essential"
-    default = False
-    help = "Also install Debian's Essential set (coreutils, grep, sed, ...), usually set on a base image."
-
-
-class OciImageUsersField(StringSequenceField):
-    alias = "users"
-    help = help_text(
-        """
-        Accounts from the users table (`[oci].users_table`) to add to this image and its children:
-        /etc/passwd, /etc/group and /etc/shadow get them with their fixed uid and gid.
         """
     )
 
@@ -219,11 +162,6 @@ class OciImageTarget(Target):
         *COMMON_TARGET_FIELDS,
         OciImageParentField,
         OciImageFilesField,
-        OciImagePackagesField,
-        OciImageExcludePackagesField,
-        OciImageRecommendsField,
-        OciImageEssentialField,
-        OciImageUsersField,
         OciImageEntrypointField,
         OciImageCmdField,
         OciImageEnvField,

@@ -152,7 +152,7 @@ def test_layer_budget_overflow_names_the_image_and_the_fix(rule_runner):
         for i in range(3)
     )}
     rule_runner.write_files({**chain, **{f"img/f{i}": str(i) for i in range(3)}})
-    rule_runner.set_options(["--python-bootstrap-search-path=['/usr/bin']", "--debian-max-layers=2"],
+    rule_runner.set_options(["--python-bootstrap-search-path=['/usr/bin']", "--oci-max-layers=2"],
                             env_inherit={"PATH"})
     assert len(build(rule_runner, "img:i1").layers) == 2
     with pytest.raises(ExecutionError, match=r"img:i2 would have 3 layers \(2 from its parents\), more than the 2"):

@@ -1,0 +1,78 @@
+"""The Debian content source: the layers an image's `packages` and `users` add over its parent.
+
+In order: the package layers (the .debs the parent lacks), a bytecode layer per package layer
+with `compile_python=True`, and the system layer (accounts, the dpkg database and what
+maintainer scripts would have written). What the images above need from this one travels in
+`DebianState`: the package metadata of the chain, its accounts and its declared files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from pants.engine.addresses import Addresses, UnparsedAddressInputs
+from pants.engine.fs import EMPTY_DIGEST, Digest, MergeDigests
+from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.unions import UnionRule
+
+from debian.bytecode import BytecodeLayers, BytecodeLayersRequest
+from debian.declared_files import DeclaredFile, DeclaredFilesChecked, DeclaredFilesCheckRequest
+from debian.packages import ImagePackageLayersRequest, PackageLayers
+from debian.system_layer import SystemLayerRequest
+from debian.target_types import DebianUsersField
+from oci.chain import ImageTarget, ImageTargetRequest
+from oci.content import ContentState, ImageContent, ImageContentRequest
+from oci.layer import Layer
+from oci.target_types import OciImageFilesField
+
+
+@dataclass(frozen=True)
+class DebianState(ContentState):
+    package_metadata: Digest  # packages/*.json and extras/ of every package layer of the chain
+    users: tuple[str, ...]  # accounts from the users table, parents' included
+    declared: tuple[DeclaredFile, ...]  # files of the chain's files layers, checked against later packages
+
+
+EMPTY_STATE = DebianState(EMPTY_DIGEST, (), ())
+
+
+@dataclass(frozen=True)
+class DebianContentRequest(ImageContentRequest):
+    order: ClassVar[int] = 10
+
+
+async def declared_files_of(image: ImageTarget) -> Addresses:
+    address = image.target.address
+    return await Get(Addresses, UnparsedAddressInputs(
+        image.target[OciImageFilesField].value or (), owning_address=address,
+        description_of_origin=f"the `files` field of {address}"))
+
+
+@rule(desc="Plan an image's Debian layers")
+async def debian_content(request: DebianContentRequest) -> ImageContent:
+    address, parent = request.address, request.parent_state(DebianState) or EMPTY_STATE
+    image = await Get(ImageTarget, ImageTargetRequest(address))
+    files = await declared_files_of(image)
+    packages = await Get(PackageLayers, ImagePackageLayersRequest(address, request.parent_layers,
+                                                                  request.architecture))
+    new_metadata = await Get(Digest, MergeDigests([layer.metadata for layer in packages.layers]))
+    metadata = await Get(Digest, MergeDigests([parent.package_metadata, new_metadata]))
+    declared = parent.declared
+    # Refuse a declared file that would replace a package, and a new package over a parent's declared file.
+    if files or (declared and packages.layers):
+        declared = (await Get(DeclaredFilesChecked, DeclaredFilesCheckRequest(
+            address, files, metadata, parent.declared, new_metadata))).declared
+    own_users = image.target[DebianUsersField].value or ()
+    users = tuple(sorted({*parent.users, *own_users}))
+    bytecode = await Get(BytecodeLayers, BytecodeLayersRequest(address, packages, request.architecture))
+    system: tuple[Layer, ...] = ()
+    if packages.layers or own_users:
+        system = (await Get(Layer, SystemLayerRequest(address, metadata, users)),)
+    layers = (*(p.layer for p in packages.layers), *bytecode.layers, *system)
+    state = DebianState(metadata, users, declared)
+    return ImageContent(layers, None if state == EMPTY_STATE else state)
+
+
+def rules():
+    return [*collect_rules(), UnionRule(ImageContentRequest, DebianContentRequest)]

@@ -1,0 +1,95 @@
+"""`[debian]` options: the archive, the lock, layer planning and what replaces maintainer scripts."""
+
+from __future__ import annotations
+
+from pants.option.option_types import DictOption, IntOption, StrListOption, StrOption
+from pants.option.subsystem import Subsystem
+from pants.util.strutil import help_text
+
+
+class DebianSubsystem(Subsystem):
+    options_scope = "debian"
+    help = "Debian packages for `oci_image(packages=...)`: sources, lock and layer planning."
+
+    sources = StrOption(
+        default="3rdparty/debian/sources.yaml",
+        help="The manifest of apt sources (mirror URL, suites, components, architectures, keyring).",
+    )
+    lockfile = StrOption(
+        default="3rdparty/debian/lock.yaml",
+        help="The lock written by `pants generate-lockfiles --resolve=debian` and read by every build.",
+    )
+    deb_cache = StrOption(
+        default="~/.cache/oci-pants/debs",
+        help=help_text(
+            """
+            Directory of downloaded .debs named by sha256. The mirror drops old versions, so a .deb
+            found here is taken from here and the mirror is only asked for the rest.
+            """
+        ),
+    )
+    own_layer_bytes = IntOption(
+        default=8 * 1024 * 1024,
+        help="A package whose .deb is at least this big gets a layer of its own.",
+    )
+    group_layer_bytes = IntOption(
+        default=16 * 1024 * 1024,
+        help="Smaller packages are grouped into layers of at most about this many .deb bytes.",
+    )
+    package_layers_per_image = IntOption(
+        default=12,
+        help="Most package layers one image adds; more packages share layers instead.",
+    )
+    script_effects = DictOption[str](
+        default={
+            # Replaced by declarations in the system layer (ldconfig: /etc/ld.so.cache and soname links).
+            "alternatives": "covered", "accounts": "covered", "ca-certificates": "covered", "ldconfig": "covered",
+            # Only matter on a booted host or for a package manager, not in an image.
+            "service": "ignore", "boot": "ignore", "machine-id": "ignore", "binfmt": "ignore",
+            "caches": "ignore", "trigger": "ignore", "maintscript-helper": "ignore", "shells": "ignore",
+            "tmpfiles": "ignore", "locales": "ignore",
+            # .pyc files are optional: Python compiles on first import when it can write.
+            "byte-compile": "ignore",
+        },
+        help=help_text(
+            """
+            What to do with each kind of maintainer-script effect found in an image's packages:
+            `covered` (the system layer replaces it), `ignore` (an image does not need it) or `error`.
+            Kinds not listed here (filesystem changes, ucf conffiles, diversions, statoverrides,
+            capabilities, pam, and commands not recognized at all) are errors.
+            """
+        ),
+    )
+    accepted_script_effects = DictOption[list](
+        default={},
+        help=help_text(
+            """
+            Per package, effect kinds its scripts have that its images do without, e.g.
+            `{"base-passwd": ["filesystem"]}`: reviewed once, then accepted for every image.
+            """
+        ),
+    )
+    path_excludes = StrListOption(
+        default=[],
+        help=help_text(
+            """
+            Package files to leave out of package layers, as dpkg's `path-exclude`: shell globs on the
+            absolute path, where `*` also matches `/` (e.g. `/usr/share/doc/*`). dpkg's database still
+            lists the files, as it does under dpkg. Layers are rebuilt when this changes.
+            """
+        ),
+    )
+    path_includes = StrListOption(
+        default=[],
+        help="Paths to keep although a `path_excludes` glob matches them (e.g. `/usr/share/doc/*/copyright`).",
+    )
+    users_table = StrOption(
+        default="images/users.yaml",
+        help=help_text(
+            """
+            The one table of users and groups with fixed ids. Images pick accounts by name with
+            `users=[...]`; system users that packages create must be listed here too.
+            """
+        ),
+    )
+    timezone = StrOption(default="Etc/UTC", help="Time zone of /etc/localtime in images that install tzdata.")
