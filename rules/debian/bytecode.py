@@ -8,7 +8,6 @@ the compiling interpreter, so images that add the same packages share it too.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Mapping
@@ -32,7 +31,9 @@ from pants.engine.target import BoolField
 from pants.util.logging import LogLevel
 from pants.util.strutil import help_text
 
+from debian.actions.build_bytecode_layer import BytecodeLayerSpec, Compiler
 from oci.action import ActionRequest
+from oci.actions.specs import dump_spec
 from oci.chain import ImageTarget, ImageTargetRequest
 from oci.errors import ImageBuildError
 from oci.layer import LAYER_JSON, Layer, LayerOutput, OptionalLayer
@@ -145,17 +146,15 @@ class BytecodeLayerRequest:
 @rule(desc="Build a Python bytecode layer")
 async def build_bytecode_layer(request: BytecodeLayerRequest, oci: OciSubsystem) -> OptionalLayer:
     package = request.package_layer.descriptor
-    spec = {
-        "layer": PACKAGE_LAYER,
-        "compilers": [{"python": c.path, "minor": c.minor, "fingerprint": c.fingerprint} for c in request.compilers],
-        "mtime": oci.source_date_epoch,
-        "level": oci.compression_level,
-        "created_by": package.created_by,
-    }
+    spec = BytecodeLayerSpec(
+        layer=PACKAGE_LAYER,
+        compilers=tuple(Compiler(c.path, c.minor, c.fingerprint) for c in request.compilers),
+        settings=oci.layer_settings(package.created_by),
+    )
     blob_entries = await Get(DigestEntries, Digest, request.package_layer.blob)
     # Renamed: under blobs/ the package layer would come back as an output of this Process.
     input_digest = await Get(Digest, CreateDigest([
-        FileContent(SPEC, json.dumps(spec, sort_keys=True).encode()),
+        FileContent(SPEC, dump_spec(spec.to_json())),
         FileEntry(PACKAGE_LAYER, blob_entries[0].file_digest),
     ]))
     minors = ", ".join(c.minor for c in request.compilers)

@@ -9,8 +9,6 @@ declared (their files layers come before its package layers).
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass
 
 from pants.engine.addresses import Address, Addresses
@@ -29,22 +27,14 @@ from pants.engine.process import FallibleProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import HydratedSources, HydrateSourcesRequest, SourcesField, Targets
 
+from debian.actions.check_declared_files import Declared, DeclaredFile, DeclaredFilesSpec
 from oci.action import ActionRequest
+from oci.actions.specs import dump_spec
 from oci.errors import ImageBuildError
 from oci.layer import place_files
 from oci.target_types import ImageFilesOverridesField
 
 SPEC = "__declared_files.json"
-
-
-@dataclass(frozen=True)
-class DeclaredFile:
-    """A file of an image's files layer, as the images built on it see it."""
-
-    path: str  # image path without the leading "/"
-    source: str
-    origin: str  # the declaring target
-    image: str  # the image whose files layer holds it
 
 
 @dataclass(frozen=True)
@@ -80,14 +70,13 @@ async def check_declared_files(request: DeclaredFilesCheckRequest) -> DeclaredFi
     targets = [t for t in targets if t.has_field(SourcesField)]  # the files layer refuses the others
     hydrated = await MultiGet(Get(HydratedSources, HydrateSourcesRequest(t[SourcesField])) for t in targets)
     entries = await MultiGet(Get(DigestEntries, Digest, h.snapshot.digest) for h in hydrated)
-    files = []
+    files: list[Declared] = []
     for target, target_entries in zip(targets, entries):
         placed = place_files(target, target_entries)
         overrides = check_overrides_are_placed(target, {p.image_path for p in placed})
-        files += [{"path": p.image_path, "source": p.source, "origin": str(target.address),
-                   "can_override": target.has_field(ImageFilesOverridesField),
-                   "overridable": "/" + p.image_path in overrides} for p in placed]
-    own = {f["path"]: DeclaredFile(f["path"], f["source"], f["origin"], str(request.image)) for f in files}
+        files += [Declared(p.image_path, p.source, str(target.address), target.has_field(ImageFilesOverridesField),
+                           "/" + p.image_path in overrides) for p in placed]
+    own = {f.path: DeclaredFile(f.path, f.source, f.origin, str(request.image)) for f in files}
     # A parent's file that this image declares again is checked as this image's own.
     inherited = tuple(f for f in request.inherited if f.path not in own)
     checked = DeclaredFilesChecked(request.image, tuple(sorted((*inherited, *own.values()), key=lambda f: f.path)))
@@ -95,11 +84,9 @@ async def check_declared_files(request: DeclaredFilesCheckRequest) -> DeclaredFi
         inherited = ()  # no new packages: nothing can land over the parents' files
     if request.package_metadata == EMPTY_DIGEST or not (files or inherited):
         return checked  # no Process: nothing can clash
-    spec = {"image": str(request.image), "files": sorted(files, key=lambda f: (f["path"], f["source"]))}
-    if inherited:  # only then, so that the spec (the cache key) of other images stays as it was
-        spec["inherited"] = [dataclasses.asdict(f) for f in inherited]
+    spec = DeclaredFilesSpec(str(request.image), tuple(sorted(files, key=lambda f: (f.path, f.source))), inherited)
     spec_digest, packages, new_packages = await MultiGet(
-        Get(Digest, CreateDigest([FileContent(SPEC, json.dumps(spec, sort_keys=True).encode())])),
+        Get(Digest, CreateDigest([FileContent(SPEC, dump_spec(spec.to_json()))])),
         Get(Digest, DigestSubset(request.package_metadata, PathGlobs(["packages/*.json"]))),
         Get(Digest, DigestSubset(request.new_package_metadata if inherited else EMPTY_DIGEST,
                                  PathGlobs(["packages/*.json"]))),

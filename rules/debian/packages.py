@@ -8,7 +8,6 @@ Process keyed by those hashes: images that add the same packages share the layer
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 
@@ -33,8 +32,11 @@ from pants.util.logging import LogLevel
 
 from oci.action import ActionPython, ActionRequest
 from debian.debian_lock import ImagePackageRequest, OptionalImagePackageRequest, PackageRequestFor, SourcesManifest
+from debian.actions.build_package_layer import DebSpec, PackageLayerSpec
+from debian.actions.pathfilter import PathFilter
 from debian.errors import PathPatternError, StaleLockError
 from oci.errors import LayerBudgetExceeded
+from oci.actions.specs import dump_spec
 from oci.layer import LAYER_JSON, Layer, LayerOutput
 
 PACKAGES_JSON = "packages.json"
@@ -217,16 +219,12 @@ async def build_package_layer(
 ) -> PackageLayer:
     fetched = await MultiGet(Get(Digest, CachedDebRequest(deb)) for deb in request.debs)
     names = ", ".join(deb.name for deb in request.debs[:4]) + (", ..." if len(request.debs) > 4 else "")
-    spec = {
-        "debs": [{"path": d.filename, "name": d.name, "sha256": d.sha256, "size": d.size} for d in request.debs],
-        "mtime": oci.source_date_epoch,
-        "level": oci.compression_level,
-        "created_by": "packages " + " ".join(f"{d.name}={d.version}" for d in request.debs),
-    }
-    if debian.path_excludes:
-        spec["path_filter"] = path_filter_spec(debian)
-    spec_file = FileContent("__package_layer.json", json.dumps(spec, sort_keys=True).encode())
-    spec_digest = await Get(Digest, CreateDigest([spec_file]))
+    spec = PackageLayerSpec(
+        debs=tuple(DebSpec(d.filename, d.name, d.sha256, d.size) for d in request.debs),
+        settings=oci.layer_settings("packages " + " ".join(f"{d.name}={d.version}" for d in request.debs)),
+        path_filter=path_filter(debian),
+    )
+    spec_digest = await Get(Digest, CreateDigest([FileContent("__package_layer.json", dump_spec(spec.to_json()))]))
     input_digest = await Get(Digest, MergeDigests([spec_digest, *fetched]))
     result = await Get(ProcessResult, ActionRequest(
         module="debian.actions.build_package_layer",
@@ -239,13 +237,13 @@ async def build_package_layer(
     return await read_package_layer(result.output_digest)
 
 
-def path_filter_spec(debian: DebianSubsystem) -> dict:
+def path_filter(debian: DebianSubsystem) -> PathFilter:
     for option in ("path_excludes", "path_includes"):
         for pattern in getattr(debian, option):
             if not pattern.startswith("/"):
                 raise PathPatternError(f"[debian].{option} has {pattern!r}, which is not an absolute path glob: "
                                        f"write it like '/usr/share/doc/*' in pants.toml.")
-    return {"excludes": list(debian.path_excludes), "includes": list(debian.path_includes)}
+    return PathFilter(tuple(debian.path_excludes), tuple(debian.path_includes))
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from pants.engine.addresses import Address
@@ -10,7 +9,9 @@ from pants.engine.fs import CreateDigest, Digest, FileContent, MergeDigests
 from pants.engine.process import ProcessResult
 from pants.engine.rules import Get, collect_rules, rule
 
+from debian.actions.build_system_layer import SystemLayerSpec
 from oci.action import ActionRequest
+from oci.actions.specs import dump_spec
 from oci.layer import Layer, LayerOutput
 from debian.subsystem import DebianSubsystem
 from oci.subsystem import OciSubsystem
@@ -31,19 +32,17 @@ async def build_system_layer(
     request: SystemLayerRequest, table: UsersTable, oci: OciSubsystem, debian: DebianSubsystem
 ) -> Layer:
     table.check_declared(str(request.address), request.users)
-    spec = {
-        "image": str(request.address),
-        "users_table": table.to_json(),
-        "users_table_path": table.path,
-        "declared_users": sorted(request.users),
-        "timezone": debian.timezone,
-        "effect_policy": dict(debian.script_effects),
-        "accepted_effects": {k: list(v) for k, v in debian.accepted_script_effects.items()},
-        "mtime": oci.source_date_epoch,
-        "level": oci.compression_level,
-        "created_by": f"system files of {request.address}",
-    }
-    spec_digest = await Get(Digest, CreateDigest([FileContent(SPEC, json.dumps(spec, sort_keys=True).encode())]))
+    spec = SystemLayerSpec(
+        image=str(request.address),
+        users_table=table.to_json(),
+        users_table_path=table.path,
+        declared_users=tuple(sorted(request.users)),
+        timezone=debian.timezone,
+        effect_policy=dict(debian.script_effects),
+        accepted_effects={k: tuple(v) for k, v in debian.accepted_script_effects.items()},
+        settings=oci.layer_settings(f"system files of {request.address}"),
+    )
+    spec_digest = await Get(Digest, CreateDigest([FileContent(SPEC, dump_spec(spec.to_json()))]))
     input_digest = await Get(Digest, MergeDigests([spec_digest, request.package_metadata]))
     result = await Get(ProcessResult, ActionRequest(
         module="debian.actions.build_system_layer",

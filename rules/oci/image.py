@@ -21,6 +21,8 @@ from pants.engine.target import FieldSet, InferDependenciesRequest, InferredDepe
 from pants.engine.unions import UnionMembership, UnionRule
 
 from oci.action import ActionRequest
+from oci.actions.ocilayout import ImageSettings
+from oci.actions.specs import BuiltImageJson, ImageSpec, dump_spec
 from oci.chain import ImageTarget, ImageTargetRequest, ParentChain
 from oci.content import ContentState, ImageContent, ImageContentRequest
 from oci.errors import ImageBuildError, LayerBudgetExceeded
@@ -64,20 +66,30 @@ class BuiltImage:
         return json.loads(self.image_json)["layers"]
 
 
-def image_settings(target: Target) -> dict:
-    return {
-        "env": dict(target[OciImageEnvField].value or {}),
-        "entrypoint": list_or_none(target[OciImageEntrypointField].value),
-        "cmd": list_or_none(target[OciImageCmdField].value),
-        "workdir": target[OciImageWorkdirField].value,
-        "user": target[OciImageUserField].value,
-        "labels": dict(target[OciImageLabelsField].value or {}),
-        "exposed_ports": list(target[OciImageExposedPortsField].value or ()),
-    }
+def image_settings(target: Target) -> ImageSettings:
+    return ImageSettings(
+        env=dict(target[OciImageEnvField].value or {}),
+        entrypoint=target[OciImageEntrypointField].value,
+        cmd=target[OciImageCmdField].value,
+        workdir=target[OciImageWorkdirField].value,
+        user=target[OciImageUserField].value,
+        labels=dict(target[OciImageLabelsField].value or {}),
+        exposed_ports=tuple(target[OciImageExposedPortsField].value or ()),
+    )
 
 
-def list_or_none(value):
-    return None if value is None else list(value)
+def image_spec(image: ImageTarget, parent: BuiltImage | None, own: OwnLayers, architecture: str,
+               oci: OciSubsystem) -> ImageSpec:
+    return ImageSpec(
+        name=str(image.target.address),
+        parent=BuiltImageJson.from_json(json.loads(parent.image_json)) if parent else None,
+        layers=tuple(layer.descriptor for layer in own.layers),
+        settings=image_settings(image.target),
+        created_epoch=oci.source_date_epoch,
+        architecture=architecture,
+        tags=tuple(image.target[OciImageTagsField].value or ()),
+        annotations={},
+    )
 
 
 def check_layer_budget(address: Address, parent_layers: int, own_layers: int, max_layers: int) -> None:
@@ -146,19 +158,8 @@ async def build_image(request: BuildImageRequest, oci: OciSubsystem) -> BuiltIma
     parent_layers = len(parent.layers) if parent else 0
     check_layer_budget(request.address, parent_layers, len(own.layers), oci.max_layers)
 
-    spec = {
-        "name": str(request.address),
-        "parent": json.loads(parent.image_json) if parent else None,
-        "layers": [layer.descriptor.to_json() for layer in own.layers],
-        "settings": image_settings(image.target),
-        "created_epoch": oci.source_date_epoch,
-        "architecture": architecture,
-        "tags": list(image.target[OciImageTagsField].value or ()),
-        "annotations": {},
-    }
-    spec_digest = await Get(Digest, CreateDigest([
-        FileContent("__image_spec.json", json.dumps(spec, sort_keys=True).encode())
-    ]))
+    spec = image_spec(image, parent, own, architecture, oci)
+    spec_digest = await Get(Digest, CreateDigest([FileContent("__image_spec.json", dump_spec(spec.to_json()))]))
     result = await Get(ProcessResult, ActionRequest(
         module="oci.actions.assemble_image",
         argv=("__image_spec.json",),

@@ -24,29 +24,12 @@ from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import HydratedSources, HydrateSourcesRequest, SourcesField, Targets
 
 from oci.action import ActionRequest
+from oci.actions.specs import FileEntrySpec, FilesLayerSpec, LayerDescriptor, dump_spec
 from oci.errors import ImageBuildError
 from oci.subsystem import OciSubsystem
 from oci.target_types import ImageFilesDestinationField, ImageFilesModeField, ImageFilesOwnerField
 
 LAYER_JSON = "layer.json"
-
-
-@dataclass(frozen=True)
-class LayerDescriptor:
-    media_type: str
-    digest: str
-    size: int
-    diff_id: str
-    created_by: str
-
-    def to_json(self) -> dict:
-        return {
-            "mediaType": self.media_type,
-            "digest": self.digest,
-            "size": self.size,
-            "diff_id": self.diff_id,
-            "created_by": self.created_by,
-        }
 
 
 @dataclass(frozen=True)
@@ -66,9 +49,8 @@ class PlacedFile:
     gid: int
     origin: Address
 
-    def to_entry(self) -> dict:
-        return {"path": self.image_path, "kind": "file", "mode": self.mode, "uid": self.uid,
-                "gid": self.gid, "source": self.source}
+    def to_entry(self) -> FileEntrySpec:
+        return FileEntrySpec(self.image_path, self.mode, self.uid, self.gid, self.source)
 
 
 @dataclass(frozen=True)
@@ -90,11 +72,11 @@ class LayerOutput:
 
 
 @dataclass(frozen=True)
-class LayerSpec:
-    """Everything one layer Process needs: its entry list and the digests holding their sources."""
+class FilesLayerProcess:
+    """Everything one files layer Process needs: its spec and the digests holding the sources."""
 
     description: str
-    spec_json: str
+    spec: FilesLayerSpec
     inputs: tuple[Digest, ...]
 
 
@@ -147,21 +129,16 @@ async def build_files_layer(request: FilesLayerRequest, oci: OciSubsystem) -> Op
     entries = await MultiGet(Get(DigestEntries, Digest, h.snapshot.digest) for h in hydrated)
     placed = [p for target, e in zip(targets, entries) for p in place_files(target, e)]
     check_no_collisions(request.image, placed)
-    spec = {
-        "entries": [p.to_entry() for p in sorted(placed, key=lambda p: p.image_path)],
-        "mtime": oci.source_date_epoch,
-        "level": oci.compression_level,
-        "created_by": f"files of {request.image}",
-    }
-    layer = await Get(Layer, LayerSpec(f"files layer of {request.image}", json.dumps(spec, sort_keys=True),
-                                       tuple(h.snapshot.digest for h in hydrated)))
+    spec = FilesLayerSpec(tuple(p.to_entry() for p in sorted(placed, key=lambda p: p.image_path)),
+                          oci.layer_settings(f"files of {request.image}"))
+    layer = await Get(Layer, FilesLayerProcess(f"files layer of {request.image}", spec,
+                                               tuple(h.snapshot.digest for h in hydrated)))
     return OptionalLayer(layer)
 
 
 @rule
-async def run_layer_process(request: LayerSpec) -> Layer:
-    spec_file = await Get(Digest, CreateDigest([FileContent(
-        "__layer_spec.json", request.spec_json.encode())]))
+async def run_layer_process(request: FilesLayerProcess) -> Layer:
+    spec_file = await Get(Digest, CreateDigest([FileContent("__layer_spec.json", dump_spec(request.spec.to_json()))]))
     input_digest = await Get(Digest, MergeDigests([spec_file, *request.inputs]))
     result = await Get(ProcessResult, ActionRequest(
         module="oci.actions.build_layer",
@@ -181,10 +158,7 @@ async def read_layer_output(request: LayerOutput) -> Layer:
         Get(Digest, DigestSubset(request.digest, PathGlobs(["blobs/**"]))),
     )
     contents = await Get(DigestContents, Digest, json_digest)
-    value = json.loads(contents[0].content)
-    descriptor = LayerDescriptor(value["mediaType"], value["digest"], value["size"], value["diff_id"],
-                                 value["created_by"])
-    return Layer(descriptor, blob)
+    return Layer(LayerDescriptor.from_json(json.loads(contents[0].content)), blob)
 
 
 def rules():

@@ -6,6 +6,8 @@ from pants.option.option_types import IntOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import help_text
 
+from oci.actions.specs import LayerSettings
+
 
 class OciSubsystem(Subsystem):
     options_scope = "oci"
@@ -28,6 +30,9 @@ class OciSubsystem(Subsystem):
         default="amd64",
         help="OCI architecture of the images (the `architecture` of their config).",
     )
+    def layer_settings(self, created_by: str) -> LayerSettings:
+        return LayerSettings(self.source_date_epoch, self.compression_level, created_by)
+
     max_layers = IntOption(
         default=127,
         help="Most layers an image may have, its parents' included (overlayfs mounts fail beyond 127).",

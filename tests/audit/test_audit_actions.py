@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import specs
 
 from oci.actions.assemble_image import assemble
 from oci.actions.build_layer import build_layer
@@ -189,11 +190,10 @@ def make_layout(root: Path, files: dict[str, bytes], level: int = 6, mtime: int 
         (sources / str(index)).write_bytes(data)
         entries.append({"path": path, "source": str(sources / str(index))})
     (sources / "os-release").write_bytes(b"ID=test\n")
-    base = build_layer({"entries": [{"path": "etc/os-release", "source": str(sources / "os-release")}],
-                        "created_by": "files of //base", "level": level}, str(root))
-    layer = build_layer({"entries": entries, "created_by": "files of //app", "level": level, "mtime": mtime},
-                        str(root))
-    assemble({"name": "//app", "layers": [base, layer], "tags": ["latest"], "settings": {"cmd": [cmd]}}, str(root))
+    base = build_layer(specs.files_layer([{"path": "etc/os-release", "source": str(sources / "os-release")}],
+                                         "files of //base", level=level), str(root))
+    layer = build_layer(specs.files_layer(entries, "files of //app", mtime, level), str(root))
+    assemble(specs.image("//app", [base, layer], cmd=[cmd]), str(root))
     (root / "image.json").unlink()
     return root
 

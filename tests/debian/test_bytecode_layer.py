@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import io
 import json
@@ -14,10 +13,17 @@ import tarfile
 from pathlib import Path
 
 import pytest
+import specs
 
-from debian.actions.build_bytecode_layer import Compiler, CompileError, build_bytecode_layer, parse_bcep
-from oci.actions.tarlayer import DIR, FILE, HARDLINK, SYMLINK, Entry, write_layer
+from debian.actions.build_bytecode_layer import (
+    BytecodeLayerSpec,
+    Compiler,
+    CompileError,
+    build_bytecode_layer,
+    parse_bcep,
+)
 from debian.bytecode import BytecodeCompiler, ImagePython, check_compilers, compiler_probe, image_pythons
+from oci.actions.tarlayer import DIR, FILE, HARDLINK, SYMLINK, Entry, write_layer
 from oci.errors import ImageBuildError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -62,9 +68,15 @@ def package_layer(directory: Path, entries=PACKAGE_ENTRIES) -> Path:
     return blob
 
 
-def spec(blob: Path, *compilers: Compiler) -> dict:
-    return {"layer": str(blob), "compilers": [dataclasses.asdict(c) for c in compilers or [Compiler(PY311, "3.11")]],
-            "mtime": 0, "level": 6, "created_by": "packages pkg=1.0"}
+def spec(blob: Path, *compilers: Compiler) -> BytecodeLayerSpec:
+    return BytecodeLayerSpec(str(blob), tuple(compilers or [Compiler(PY311, "3.11")]),
+                             specs.settings("packages pkg=1.0"))
+
+
+def build(spec: BytecodeLayerSpec, out_dir: str) -> tuple:
+    """The layer's descriptor as layer.json holds it (or None), and the compile results."""
+    layer, results = build_bytecode_layer(spec, out_dir)
+    return (layer.to_json() if layer else None), results
 
 
 def layer_members(out_dir: Path, layer: dict) -> dict[str, tuple[tarfile.TarInfo, bytes | None]]:
@@ -83,7 +95,7 @@ def run_python(python: str, code: str, *args: str, **kwargs) -> subprocess.Compl
 
 @needs_311
 def test_compiles_what_debian_would_with_the_image_python(tmp_path):
-    layer, results = build_bytecode_layer(spec(package_layer(tmp_path)), str(tmp_path))
+    layer, results = build(spec(package_layer(tmp_path)), str(tmp_path))
     members = layer_members(tmp_path, layer)
     pycs = {name for name in members if name.endswith(".pyc")}
     assert pycs == COMPILED
@@ -101,7 +113,7 @@ def test_compiles_what_debian_would_with_the_image_python(tmp_path):
 
 @needs_311
 def test_pycs_are_unchecked_hash_of_their_source_and_python_uses_them(tmp_path):
-    layer, _ = build_bytecode_layer(spec(package_layer(tmp_path)), str(tmp_path))
+    layer, _ = build(spec(package_layer(tmp_path)), str(tmp_path))
     root = tmp_path / "root"
     for blob in (tmp_path / "package-layer.tar.gz", tmp_path / "blobs/sha256" / layer["digest"].split(":")[1]):
         with tarfile.open(blob) as tar:
@@ -131,9 +143,9 @@ def test_pycs_are_unchecked_hash_of_their_source_and_python_uses_them(tmp_path):
 @needs_311
 def test_same_bytes_whatever_the_host_state(tmp_path):
     blob = package_layer(tmp_path)
-    first, _ = build_bytecode_layer(spec(blob), str(tmp_path))
+    first, _ = build(spec(blob), str(tmp_path))
     (tmp_path / "second").mkdir()
-    (tmp_path / "spec.json").write_text(json.dumps(spec(blob)))
+    (tmp_path / "spec.json").write_text(json.dumps(spec(blob).to_json()))
     # Another run in a fresh process: other umask, time zone, locale, hash seed, cwd and action interpreter.
     env = {"PYTHONPATH": str(REPO_ROOT / "rules"), "TZ": "Asia/Kolkata", "LC_ALL": "C", "PYTHONHASHSEED": "123",
            "PATH": os.environ.get("PATH", "")}
@@ -155,7 +167,7 @@ def test_frozenset_constants_do_not_depend_on_the_hash_seed(tmp_path):
     for attempt in range(3):
         out = tmp_path / str(attempt)
         out.mkdir()
-        layer, _ = build_bytecode_layer(spec(blob, Compiler(str(PY310), "3.10")), str(out))
+        layer, _ = build(spec(blob, Compiler(str(PY310), "3.10")), str(out))
         digests.add(layer["diff_id"])
     assert len(digests) == 1
 
@@ -164,7 +176,7 @@ def test_frozenset_constants_do_not_depend_on_the_hash_seed(tmp_path):
 def test_no_module_no_layer(tmp_path):
     blob = package_layer(tmp_path, [Entry("usr/share/doc/pkg/README.py", FILE, data=b"# docs\n"),
                                     Entry("usr/lib/python3.12/other.py", FILE, data=b"OTHER = 1\n")])
-    layer, results = build_bytecode_layer(spec(blob), str(tmp_path))
+    layer, results = build(spec(blob), str(tmp_path))
     assert layer is None and results == []
     assert not (tmp_path / "layer.json").exists() and not (tmp_path / "blobs").exists()
 
@@ -172,7 +184,7 @@ def test_no_module_no_layer(tmp_path):
 @needs_311
 def test_an_interpreter_of_another_version_is_refused(tmp_path):
     with pytest.raises(CompileError, match=r"is cpython 3\.11\.\d+, not CPython 3\.12"):
-        build_bytecode_layer(spec(package_layer(tmp_path), Compiler(PY311, "3.12")), str(tmp_path))
+        build(spec(package_layer(tmp_path), Compiler(PY311, "3.12")), str(tmp_path))
 
 
 def test_bcep_lines_as_py3compile_reads_them():

@@ -18,10 +18,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "rules"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import specs  # noqa: E402
 from debbuild import DebTree, ar_archive, control_tar, hand_made_deb, tar_bytes, tar_member  # noqa: E402
-from oci.actions.assemble_image import assemble  # noqa: E402
-from oci.actions.build_layer import write_layer_files  # noqa: E402
-from debian.actions.build_package_layer import DebMismatch, build_package_layer  # noqa: E402
+from debian.actions.build_package_layer import DebMismatch, PackageLayerSpec, build_package_layer  # noqa: E402
 from debian.actions.deb822 import parse_paragraphs  # noqa: E402
 from debian.actions.debfile import (  # noqa: E402
     ArchiveFormatError,
@@ -40,6 +39,9 @@ from debian.actions.deblayer import (  # noqa: E402
     relocated_symlink_target,
 )
 from debian.actions.maintscripts import scan_maintainer_scripts, tokenize  # noqa: E402
+from oci.actions.assemble_image import assemble  # noqa: E402
+from oci.actions.build_layer import write_layer_files  # noqa: E402
+from oci.actions.specs import LayerDescriptor  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 needs_dpkg_deb = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb is not installed")
@@ -110,15 +112,19 @@ def deb_spec(path: Path, name: str) -> dict:
     return {"path": str(path), "name": name, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
 
 
+NO_FILTER = {"excludes": [], "includes": []}
+
+
 def layer_spec(debs: dict, names) -> dict:
-    return {"debs": [deb_spec(debs[n], n) for n in names], "mtime": 1700000000, "level": 6,
-            "created_by": "packages " + " ".join(names)}
+    """A PackageLayerSpec as its JSON, for tests that change a field."""
+    return {"debs": [deb_spec(debs[n], n) for n in names], "path_filter": NO_FILTER,
+            "settings": {"mtime": 1700000000, "level": 6, "created_by": "packages " + " ".join(names)}}
 
 
 def build(tmp_path: Path, spec: dict, subdir: str = "out") -> tuple:
     out = tmp_path / subdir
     out.mkdir()
-    result = build_package_layer(spec, str(out))
+    result = build_package_layer(PackageLayerSpec.from_json(spec), str(out)).to_json()
     blob = (out / "blobs" / "sha256" / result["digest"].split(":")[1]).read_bytes()
     return result, blob, json.loads((out / "packages.json").read_text()), out
 
@@ -299,14 +305,12 @@ def test_extras_for_the_system_layer(tmp_path):
         tar_member("./usr/share/doc/x", data=b"not wanted\n"),
     ]
     deb = hand_made_deb(tmp_path / "base.deb", "base", members)
-    spec = {"debs": [deb_spec(deb, "base")], "mtime": 0}
+    spec = {"debs": [deb_spec(deb, "base")], "path_filter": NO_FILTER, "settings": specs.settings().to_json()}
     _, _, _, out = build(tmp_path, spec)
     extras = sorted(str(p.relative_to(out / "extras")) for p in (out / "extras").rglob("*") if p.is_file())
     assert extras == ["usr/share/base-passwd/passwd.master", "usr/share/ca-certificates/mozilla/A.crt",
                       "usr/share/ca-certificates/mozilla/B.crt"]
     assert (out / "extras/usr/share/ca-certificates/mozilla/B.crt").read_bytes() == b"PEM A\n"
-    _, _, _, none = build(tmp_path, dict(spec, extras=[]), "none")
-    assert not (none / "extras").exists()
 
 
 def test_cli_reports_errors_without_traceback(debs, tmp_path):
@@ -500,9 +504,10 @@ def test_cli_gives_the_same_layer_on_every_python_and_host_setting(debs, tmp_pat
 def oci_layout(tmp_path: Path, package_out: Path, package_result: dict) -> Path:
     layout = tmp_path / "layout"
     layout.mkdir()
-    base = write_layer_files(merged_usr_root_links(), {"mtime": 1700000000, "created_by": "merged /usr"}, str(layout))
+    base = write_layer_files(merged_usr_root_links(), specs.settings("merged /usr", 1700000000), str(layout))
     shutil.copytree(package_out / "blobs", layout / "blobs", dirs_exist_ok=True)
-    assemble({"layers": [base, package_result], "tags": ["latest"], "created_epoch": 1700000000}, str(layout))
+    assemble(specs.image(layers=[base, LayerDescriptor.from_json(package_result)], created_epoch=1700000000),
+             str(layout))
     for stray in ("layer.json", "image.json"):
         (layout / stray).unlink()
     return layout
@@ -683,11 +688,12 @@ def test_path_filter_keeps_the_content_of_a_hardlink_that_stays(debs, tmp_path):
 def test_path_filter_changes_only_what_it_matches(debs, tmp_path, tool_layer):
     _, blob, _, _ = filtered_layer(debs, tmp_path, ["/nothing/*"])
     assert blob == tool_layer[1]
-    assert build(tmp_path, dict(layer_spec(debs, ["tool", "libother"]), path_filter={}), "empty")[1] == tool_layer[1]
+    assert build(tmp_path, dict(layer_spec(debs, ["tool", "libother"]), path_filter=NO_FILTER), "empty")[1] == \
+        tool_layer[1]
 
 
 def test_path_filter_patterns_must_be_absolute(debs, tmp_path):
-    spec = dict(layer_spec(debs, ["tool"]), path_filter={"excludes": ["usr/share/doc/*"]})
+    spec = dict(layer_spec(debs, ["tool"]), path_filter={"excludes": ["usr/share/doc/*"], "includes": []})
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     run = subprocess.run([sys.executable, "-m", "debian.actions.build_package_layer", str(tmp_path / "spec.json")],
                          cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO / "rules")),

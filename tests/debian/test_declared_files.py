@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from conftest import REPO_ROOT
-from debian.actions.check_declared_files import Declared, Inherited, add_package, check, check_inherited, load_owners
+from debian.actions.check_declared_files import Declared, DeclaredFile, add_package, check, check_inherited, load_owners
 
 
 def package(name: str, version: str = "1.0-1", files=(), conffiles=()) -> dict:
@@ -95,10 +95,13 @@ def test_action_lists_every_problem_and_fails(tmp_path):
     (tmp_path / "packages").mkdir()
     (tmp_path / "packages/abc.json").write_text(json.dumps({"packages": [FOO]}))
     spec = {"image": "img:app", "files": [
-        {"path": "etc/foo/defaults.ini", "source": "img/defaults.ini", "origin": "img:etc", "can_override": True},
-        {"path": "etc/foo", "source": "img/foo", "origin": "img:etc", "can_override": True},
-        {"path": "etc/foo.conf", "source": "img/foo.conf", "origin": "img:etc", "can_override": True},
-    ]}
+        {"path": "etc/foo/defaults.ini", "source": "img/defaults.ini", "origin": "img:etc", "can_override": True,
+         "overridable": False},
+        {"path": "etc/foo", "source": "img/foo", "origin": "img:etc", "can_override": True,
+         "overridable": False},
+        {"path": "etc/foo.conf", "source": "img/foo.conf", "origin": "img:etc", "can_override": True,
+         "overridable": False},
+    ], "inherited": []}
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     run = subprocess.run([sys.executable, "-m", "debian.actions.check_declared_files", "spec.json"], cwd=tmp_path,
                          env={"PYTHONPATH": str(REPO_ROOT / "rules")}, capture_output=True, text=True)
@@ -114,8 +117,8 @@ def test_action_lists_every_problem_and_fails(tmp_path):
 
 # The other direction: a package of a child image over a file its parent declared.
 
-def inherited(path: str) -> Inherited:
-    return Inherited(path.lstrip("/"), f"base/{path.rsplit('/', 1)[1]}", "base:conf", "base:base")
+def inherited(path: str) -> DeclaredFile:
+    return DeclaredFile(path.lstrip("/"), f"base/{path.rsplit('/', 1)[1]}", "base:conf", "base:base")
 
 
 def new_packages(*files) -> dict:
@@ -176,7 +179,8 @@ def test_action_reports_both_directions_alike(tmp_path):
     (tmp_path / "new/packages").mkdir(parents=True)
     (tmp_path / "new/packages/abc.json").write_text(json.dumps({"packages": [FOO]}))
     spec = {"image": "img:child", "files": [
-        {"path": "etc/foo/defaults.ini", "source": "img/defaults.ini", "origin": "img:etc", "can_override": True},
+        {"path": "etc/foo/defaults.ini", "source": "img/defaults.ini", "origin": "img:etc", "can_override": True,
+         "overridable": False},
     ], "inherited": [
         {"path": "etc/foo.conf", "source": "base/foo.conf", "origin": "base:conf", "image": "base:base"},
         {"path": "srv/app", "source": "base/app", "origin": "base:conf", "image": "base:base"},

@@ -15,12 +15,14 @@ import tarfile
 from pathlib import Path
 
 import pytest
+import specs
 
 from debbuild import DebTree
 from elfbuild import EM_386, EM_AARCH64, EM_ARM, shared_object
 from debian.actions import build_system_layer
-from debian.actions.build_package_layer import build_package_layer
+from debian.actions.build_package_layer import DebSpec, PackageLayerSpec, build_package_layer
 from debian.actions.deblayer import merged_usr_root_links
+from debian.actions.pathfilter import PathFilter
 from debian.actions.elf import ElfError, SharedObject, read_shared_object
 from debian.actions.ldcache import (
     GENERATOR,
@@ -112,8 +114,10 @@ def image(tmp_path_factory) -> Path:
     for index, trees in enumerate(layers):
         out = work / f"layer{index}"
         out.mkdir()
-        result = build_package_layer({"debs": [deb_spec(t.build(debs)) for t in trees], "mtime": 0}, str(out))
-        blob = (out / "blobs" / "sha256" / result["digest"].split(":")[1]).read_bytes()
+        spec = PackageLayerSpec(tuple(DebSpec(**deb_spec(t.build(debs))) for t in trees), specs.settings(),
+                                PathFilter())
+        result = build_package_layer(spec, str(out))
+        blob = (out / "blobs" / "sha256" / result.digest.split(":")[1]).read_bytes()
         with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob))) as tar:
             tar.extractall(root)
         shutil.copy(out / "packages.json", sandbox / "packages" / f"{index}.json")
@@ -127,7 +131,7 @@ def image(tmp_path_factory) -> Path:
 
 def system_layer(image: Path, monkeypatch) -> dict:
     monkeypatch.chdir(image / "sandbox")
-    return {e.path: e for e in build_system_layer.system_entries({})}
+    return {e.path: e for e in build_system_layer.system_entries(specs.system_layer())}
 
 
 def real_ldconfig(image: Path, tmp_path: Path) -> Path:

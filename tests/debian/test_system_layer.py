@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import specs
 
 from debian.actions.build_system_layer import ChainPackages, UncoveredEffect, check_effects, table_accounts
 from debian.actions.sysfiles import Alternative, choose_alternatives
@@ -47,12 +48,12 @@ TABLE = {"users": {"app": {"name": "app", "uid": 42410, "gid": 42410, "groups": 
 def test_accounts_that_packages_create_come_from_the_table_or_stop_the_build():
     creates_app = {"name": "app", "command": "adduser --system app"}
     chain = ChainPackages((package("app", users=[creates_app]),))
-    accounts = table_accounts({"users_table": TABLE}, chain)
+    accounts = table_accounts(specs.system_layer(TABLE), chain)
     assert [u["uid"] for u in accounts["users"]] == [42410]
     assert accounts["memberships"] == {"kolla": ["app"]}
     stranger = ChainPackages((package("svc", users=[{"name": "svc", "command": "adduser --system svc"}]),))
     with pytest.raises(UncoveredEffect, match=r"svc creates the user svc \(adduser --system svc\)"):
-        table_accounts({"users_table": TABLE, "users_table_path": "images/users.yaml"}, stranger)
+        table_accounts(specs.system_layer(TABLE), stranger)
 
 
 def test_alternatives_pick_the_highest_installed_priority():

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import specs
 
 from oci.actions.assemble_image import assemble
 from oci.actions.build_layer import build_layer
@@ -19,6 +20,7 @@ from oci.actions.ocilayout import (
     merge_env,
     normalize_port,
 )
+from oci.actions.specs import LayerDescriptor
 
 RULES = Path(__file__).resolve().parents[2] / "rules"
 
@@ -49,13 +51,11 @@ def test_ports_are_normalized_and_bad_ones_refused():
 
 def build_parent_and_child(root: Path) -> tuple[dict, dict]:
     (root / "hello").write_bytes(b"hello\n")
-    layer = build_layer({"entries": [{"path": "srv/hello", "source": str(root / "hello")}], "created_by": "t"},
-                        str(root))
-    parent = assemble({"name": "//base", "layers": [layer], "tags": ["latest"],
-                       "settings": {"env": {"PATH": "/usr/bin"}}}, str(root))
-    child = assemble({"name": "//child", "parent": parent, "layers": [], "tags": ["v1", "latest"],
-                      "settings": {"cmd": ["/bin/true"], "exposed_ports": ["80"]}}, str(root))
-    return parent, child
+    layer = build_layer(specs.files_layer([{"path": "srv/hello", "source": str(root / "hello")}]), str(root))
+    parent = assemble(specs.image("//base", [layer], env={"PATH": "/usr/bin"}), str(root))
+    child = assemble(specs.image("//child", [], parent, ("v1", "latest"), cmd=["/bin/true"], exposed_ports=["80"]),
+                     str(root))
+    return parent.to_json(), child.to_json()
 
 
 def test_child_reuses_parent_layers_and_annotates_its_base(tmp_path):
@@ -78,11 +78,11 @@ def run_actions(python: str, workdir: Path) -> bytes:
     (workdir / "src").mkdir()
     (workdir / "src" / "file").write_bytes(b"data\n")
     (workdir / "layer.json.in").write_text(json.dumps(
-        {"entries": [{"path": "opt/file", "source": "src/file", "mode": 0o640}], "mtime": 0, "level": 6}))
+        specs.files_layer([{"path": "opt/file", "source": "src/file", "mode": 0o640}]).to_json()))
     env = {"PYTHONPATH": str(RULES), "PATH": "/usr/bin:/bin"}
     subprocess.run([python, "-m", "oci.actions.build_layer", "layer.json.in"], cwd=workdir, env=env, check=True)
-    layer = json.loads((workdir / "layer.json").read_text())
-    (workdir / "image.json.in").write_text(json.dumps({"name": "x", "layers": [layer], "tags": ["latest"]}))
+    layer = LayerDescriptor.from_json(json.loads((workdir / "layer.json").read_text()))
+    (workdir / "image.json.in").write_text(json.dumps(specs.image("x", [layer]).to_json()))
     subprocess.run([python, "-m", "oci.actions.assemble_image", "image.json.in"], cwd=workdir, env=env, check=True)
     return (workdir / "index.json").read_bytes()
 

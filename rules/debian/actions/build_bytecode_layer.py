@@ -1,7 +1,7 @@
 """Byte-compile the Python modules of one package layer: `python -m debian.actions.build_bytecode_layer spec.json`.
 
-spec: {"layer": path of the package layer blob (tar+gzip), "compilers": [{"python": path, "minor": "3.11"}],
-"mtime", "level", "created_by": what the package layer holds}.  Outputs, like build_layer,
+The spec is a `BytecodeLayerSpec`: the package layer blob (tar+gzip), the compilers, and the
+layer settings whose `created_by` says what the package layer holds.  Outputs, like build_layer,
 `blobs/sha256/<digest>` and `layer.json`, or nothing at all when the layer has no module to
 compile.
 
@@ -22,6 +22,7 @@ drop the variable, so it is not used), -S -s (no site, no user site), -B, an emp
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import posixpath
@@ -34,8 +35,10 @@ from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
 
 from oci.actions.build_layer import write_layer_files
-from .deblayer import resolve_lexically
+from oci.actions.specs import LayerDescriptor, LayerSettings, load_spec
 from oci.actions.tarlayer import DIR, FILE, Entry
+
+from .deblayer import resolve_lexically
 
 PUBLIC_DIR = "usr/lib/python3/dist-packages/"
 VERSIONED_DIR = re.compile(r"^usr/lib/python(3\.\d+)/")
@@ -70,10 +73,30 @@ class CompileError(RuntimeError):
 class Compiler:
     python: str  # path of the interpreter
     minor: str  # "3.11": the image's Python it stands in for
+    fingerprint: str = ""  # of its `sys.version`: only keys the Process cache
+
+    def to_json(self) -> dict:
+        return {"python": self.python, "minor": self.minor, "fingerprint": self.fingerprint}
 
     @classmethod
-    def from_json(cls, value: dict) -> "Compiler":
-        return cls(value["python"], value["minor"])
+    def from_json(cls, value: Mapping) -> "Compiler":
+        return cls(value["python"], value["minor"], value["fingerprint"])
+
+
+@dataclass(frozen=True)
+class BytecodeLayerSpec:
+    layer: str  # path of the package layer blob in the sandbox
+    compilers: Tuple[Compiler, ...]
+    settings: LayerSettings  # `created_by` is the package layer's
+
+    def to_json(self) -> dict:
+        return {"layer": self.layer, "compilers": [c.to_json() for c in self.compilers],
+                "settings": self.settings.to_json()}
+
+    @classmethod
+    def from_json(cls, value: Mapping) -> "BytecodeLayerSpec":
+        return cls(value["layer"], tuple(Compiler.from_json(c) for c in value["compilers"]),
+                   LayerSettings.from_json(value["settings"]))
 
 
 @dataclass(frozen=True)
@@ -276,15 +299,16 @@ def bytecode_entries(tree: LayerTree, modules: Mapping[str, Module], results: Se
     return list(entries.values())
 
 
-def build_bytecode_layer(spec: dict, out_dir: str) -> Tuple[Optional[dict], List[CompileResult]]:
-    """Write the layer if anything compiled; returns layer.json's content (or None) and each compiler's result."""
-    compilers = [Compiler.from_json(c) for c in spec["compilers"]]
+def build_bytecode_layer(
+    spec: BytecodeLayerSpec, out_dir: str
+) -> Tuple[Optional[LayerDescriptor], List[CompileResult]]:
+    """Write the layer if anything compiled; returns its descriptor (or None) and each compiler's result."""
     with tempfile.TemporaryDirectory(prefix="bytecode-") as work_dir:
         spool_dir, out_root = os.path.join(work_dir, "spool"), os.path.join(work_dir, "out")
         os.makedirs(spool_dir)
-        tree = read_layer_tree(spec["layer"], spool_dir)
+        tree = read_layer_tree(spec.layer, spool_dir)
         results, modules = [], {}
-        for compiler in compilers:
+        for compiler in spec.compilers:
             wanted = modules_for(tree, compiler.minor)
             if wanted:
                 modules.update((m.image_path, m) for m in wanted)
@@ -293,23 +317,22 @@ def build_bytecode_layer(spec: dict, out_dir: str) -> Tuple[Optional[dict], List
         if not any(result.compiled for result in results):
             return None, results
         by = ", ".join(f"CPython {r.version}" for r in results)
-        layer_spec = dict(spec, created_by=f"python bytecode (unchecked-hash, {by}) of {spec.get('created_by', '')}")
-        return write_layer_files(entries, layer_spec, out_dir), results
+        settings = dataclasses.replace(
+            spec.settings, created_by=f"python bytecode (unchecked-hash, {by}) of {spec.settings.created_by}")
+        return write_layer_files(entries, settings, out_dir), results
 
 
 def main(argv: list) -> int:
     spec_path, = argv
-    with open(spec_path, encoding="utf-8") as f:
-        spec = json.load(f)
     try:
-        layer, results = build_bytecode_layer(spec, ".")
+        layer, results = build_bytecode_layer(BytecodeLayerSpec.from_json(load_spec(spec_path)), ".")
     except CompileError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     for result in results:
         print(f"CPython {result.version}: {len(result.compiled)} compiled, {len(result.failed)} do not compile"
               + "".join(f"\n  {path}: {error}" for path, error in result.failed[:20]), file=sys.stderr)
-    print(layer["diff_id"] if layer else "nothing to compile", file=sys.stderr)
+    print(layer.diff_id if layer else "nothing to compile", file=sys.stderr)
     return 0
 
 

@@ -1,7 +1,7 @@
 """Write one layer of Debian packages: `python -m debian.actions.build_package_layer spec.json`.
 
-spec: {"debs": [{"path", "name", "sha256", "size"}], "mtime", "level", "created_by",
-"extras" (optional), "path_filter": {"excludes", "includes"} (optional, see pathfilter)}.  Outputs, like build_layer: `blobs/sha256/<digest>` and `layer.json`;
+The spec is a `PackageLayerSpec`: the .debs with their lock sha256 and size, the layer settings
+and dpkg-style path filters.  Outputs, like build_layer: `blobs/sha256/<digest>` and `layer.json`;
 plus `packages.json`: {"packages": [{name, version, architecture, multi_arch, source,
 dpkg_name, deb, conffiles, files, dpkg_metadata, maintainer_scripts}]} sorted by name, for
 cross-layer conflict checks, the system layer (alternatives, accounts) and SBOMs, whose
@@ -18,13 +18,16 @@ import json
 import os
 import sys
 import tempfile
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Mapping, Sequence, Tuple
 
 from oci.actions.build_layer import write_layer_files
+from oci.actions.specs import LayerDescriptor, LayerSettings, load_spec
+from oci.actions.tarlayer import FILE, HARDLINK, Entry, LayerError, open_content
+
 from .debfile import DebError
 from .deblayer import DebInput, DuplicatePackage, FileConflict, InstalledPackage, layer_packages_json, package_layer
 from .pathfilter import PathFilter, PatternError, filter_entries
-from oci.actions.tarlayer import FILE, HARDLINK, Entry, LayerError, open_content
 
 PACKAGES_JSON = "packages.json"
 EXTRAS_DIR = "extras"
@@ -41,18 +44,48 @@ DEFAULT_EXTRAS = (
 )
 
 
+@dataclass(frozen=True)
+class DebSpec:
+    path: str  # in the sandbox
+    name: str
+    sha256: str  # hex, from the lock
+    size: int
+
+    def to_json(self) -> dict:
+        return {"path": self.path, "name": self.name, "sha256": self.sha256, "size": self.size}
+
+    @classmethod
+    def from_json(cls, value: Mapping) -> "DebSpec":
+        return cls(value["path"], value["name"], value["sha256"], int(value["size"]))
+
+
+@dataclass(frozen=True)
+class PackageLayerSpec:
+    debs: Tuple[DebSpec, ...]
+    settings: LayerSettings
+    path_filter: PathFilter  # empty: every file
+
+    def to_json(self) -> dict:
+        return {"debs": [d.to_json() for d in self.debs], "settings": self.settings.to_json(),
+                "path_filter": self.path_filter.to_json()}
+
+    @classmethod
+    def from_json(cls, value: Mapping) -> "PackageLayerSpec":
+        return cls(tuple(DebSpec.from_json(d) for d in value["debs"]), LayerSettings.from_json(value["settings"]),
+                   PathFilter.from_json(value["path_filter"]))
+
+
 class DebMismatch(ValueError):
     """A .deb is not the file the lock describes."""
 
 
-def verify_deb(deb: dict) -> None:
+def verify_deb(deb: DebSpec) -> None:
     """Check size, then sha256, against the lock before anything reads the .deb."""
-    path, name = deb["path"], deb.get("name") or deb["path"]
-    size = os.path.getsize(path)
-    sha256 = file_sha256(path) if size == int(deb["size"]) else "(not computed)"
-    if size != int(deb["size"]) or sha256 != deb["sha256"]:
+    size = os.path.getsize(deb.path)
+    sha256 = file_sha256(deb.path) if size == deb.size else "(not computed)"
+    if size != deb.size or sha256 != deb.sha256:
         raise DebMismatch(
-            f"{name}: {path} does not match the lock: expected sha256 {deb['sha256']} and size {deb['size']}, "
+            f"{deb.name}: {deb.path} does not match the lock: expected sha256 {deb.sha256} and size {deb.size}, "
             f"got sha256 {sha256} and size {size}. The lock is stale or the cached .deb is damaged: regenerate "
             "the lock (`pants generate-lockfiles --resolve=debian`) or delete the file from the .deb cache "
             "([debian].deb_cache).")
@@ -66,19 +99,17 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def build_package_layer(spec: dict, out_dir: str) -> dict:
-    """Verify, read and merge the .debs, write the layer and packages.json; returns layer.json's content."""
-    debs = spec["debs"]
-    for deb in debs:
+def build_package_layer(spec: PackageLayerSpec, out_dir: str) -> LayerDescriptor:
+    """Verify, read and merge the .debs, write the layer and packages.json; returns the layer's descriptor."""
+    for deb in spec.debs:
         verify_deb(deb)
-    inputs = [DebInput(deb["path"], deb.get("name", ""), deb["sha256"]) for deb in debs]
-    path_filter = PathFilter.from_json(spec.get("path_filter"))
+    inputs = [DebInput(deb.path, deb.name, deb.sha256) for deb in spec.debs]
     with tempfile.TemporaryDirectory(prefix="deb-spool-") as spool_dir:
         layer = package_layer(inputs, spool_dir)
-        entries = filter_entries(layer.entries, path_filter)
-        result = write_layer_files(entries, spec, out_dir)
-        write_extras(layer.entries, tuple(spec.get("extras", DEFAULT_EXTRAS)), out_dir)
-    packages = only_installed(layer.packages, entries) if path_filter else layer.packages
+        entries = filter_entries(layer.entries, spec.path_filter)
+        result = write_layer_files(entries, spec.settings, out_dir)
+        write_extras(layer.entries, DEFAULT_EXTRAS, out_dir)
+    packages = only_installed(layer.packages, entries) if spec.path_filter else layer.packages
     with open(os.path.join(out_dir, PACKAGES_JSON), "w", encoding="utf-8") as f:
         json.dump(layer_packages_json(packages), f, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return result
@@ -114,14 +145,13 @@ def copy_content(entry: Entry, destination: str) -> None:
 
 def main(argv: list) -> int:
     spec_path, = argv
-    with open(spec_path, encoding="utf-8") as f:
-        spec = json.load(f)
     try:
+        spec = PackageLayerSpec.from_json(load_spec(spec_path))
         result = build_package_layer(spec, ".")
     except (DebError, DebMismatch, FileConflict, DuplicatePackage, LayerError, PatternError) as error:
         print(f"error: {error}", file=sys.stderr)  # the message is the whole story; no traceback
         return 1
-    print(f"{result['diff_id']} {len(spec['debs'])} packages", file=sys.stderr)
+    print(f"{result.diff_id} {len(spec.debs)} packages", file=sys.stderr)
     return 0
 
 

@@ -15,9 +15,13 @@ import json
 import os
 import sys
 from dataclasses import dataclass
+from typing import Any, Mapping, Tuple
+
+from oci.actions.build_layer import write_layer_files
+from oci.actions.specs import LayerSettings, load_spec
+from oci.actions.tarlayer import FILE, Entry
 
 from .accounts import AccountError, Accounts, Group, User, merge_accounts, parse_group, parse_passwd
-from oci.actions.build_layer import write_layer_files
 from .deblayer import merged_usr_root_links
 from .elf import SharedObject
 from .ldcache import GENERATOR, LD_SO_CACHE, TRIPLETS, ImageTree, LdCacheError, Node, build_ld_cache, cache_bytes
@@ -32,7 +36,31 @@ from .sysfiles import (
     localtime,
     nsswitch,
 )
-from oci.actions.tarlayer import FILE, Entry
+
+@dataclass(frozen=True)
+class SystemLayerSpec:
+    image: str
+    users_table: Mapping[str, Any]  # {"users": {name: account}, "groups": {name: gid}}
+    users_table_path: str
+    declared_users: Tuple[str, ...]  # by the image and its parents
+    timezone: str
+    effect_policy: Mapping[str, str]  # effect kind -> covered, ignore or error
+    accepted_effects: Mapping[str, Tuple[str, ...]]  # package -> kinds
+    settings: LayerSettings
+
+    def to_json(self) -> dict:
+        return {"image": self.image, "users_table": dict(self.users_table), "users_table_path": self.users_table_path,
+                "declared_users": list(self.declared_users), "timezone": self.timezone,
+                "effect_policy": dict(self.effect_policy),
+                "accepted_effects": {k: list(v) for k, v in self.accepted_effects.items()},
+                "settings": self.settings.to_json()}
+
+    @classmethod
+    def from_json(cls, value: Mapping) -> "SystemLayerSpec":
+        return cls(value["image"], value["users_table"], value["users_table_path"], tuple(value["declared_users"]),
+                   value["timezone"], dict(value["effect_policy"]),
+                   {k: tuple(v) for k, v in value["accepted_effects"].items()}, LayerSettings.from_json(value["settings"]))
+
 
 PASSWD_MASTER = "usr/share/base-passwd/passwd.master"
 GROUP_MASTER = "usr/share/base-passwd/group.master"
@@ -144,11 +172,11 @@ def check_effects(chain: ChainPackages, policy: dict, accepted: dict) -> list[st
     return notes
 
 
-def system_entries(spec: dict, warnings: list | None = None) -> list[Entry]:
+def system_entries(spec: SystemLayerSpec, warnings: list | None = None) -> list[Entry]:
     chain = ChainPackages.load("packages")
     extras = extras_in("extras")
     installed = chain.installed()
-    check_effects(chain, spec.get("effect_policy") or {}, spec.get("accepted_effects") or {})
+    check_effects(chain, spec.effect_policy, spec.accepted_effects)
     candidates = [Alternative.from_json(a) for _, a in chain.findings("alternatives")]
     certificates = {path: read_extra(extras, path) for path in extras if path.startswith(CA_CERT_DIR + "/")}
     entries = account_entries(table_accounts(spec, chain), extras)
@@ -158,7 +186,7 @@ def system_entries(spec: dict, warnings: list | None = None) -> list[Entry]:
         entries.append(nsswitch(read_extra(extras, NSSWITCH_TEMPLATE)))
         entries += installed_templates(lambda path: read_extra(extras, path))
         entries += merged_usr_root_links()
-    entries += localtime(spec.get("timezone") or "Etc/UTC", installed)
+    entries += localtime(spec.timezone, installed)
     if chain.packages:
         entries += ld_cache_entries(chain, extras, entries)
     return entries
@@ -176,10 +204,10 @@ def ld_cache_entries(chain: ChainPackages, extras: dict, entries: list[Entry]) -
     return links + [Entry(LD_SO_CACHE, FILE, 0o644, data=cache_bytes(cache.entries, GENERATOR))]
 
 
-def table_accounts(spec: dict, chain: ChainPackages) -> dict:
+def table_accounts(spec: SystemLayerSpec, chain: ChainPackages) -> dict:
     """The table's accounts this image needs: those declared, and those its packages create."""
-    table = spec.get("users_table") or {"users": {}, "groups": {}}
-    wanted = set(spec.get("declared_users") or ())
+    table = spec.users_table
+    wanted = set(spec.declared_users)
     missing = []
     for package, user in chain.findings("users"):
         if user["name"] in table["users"]:
@@ -194,7 +222,7 @@ def table_accounts(spec: dict, chain: ChainPackages) -> dict:
             missing.append(f"{package} creates the group {group['name']} ({group['command']})")
     if missing:
         raise UncoveredEffect(
-            "accounts that packages create are not in the users table " + spec.get("users_table_path", "")
+            "accounts that packages create are not in the users table " + spec.users_table_path
             + ":\n  " + "\n  ".join(missing) + "\nAdd them there with fixed ids."
         )
     users = [table["users"][name] for name in sorted(wanted)]
@@ -221,18 +249,17 @@ def base_account(name: str) -> bool:
 
 def main(argv: list[str]) -> int:
     spec_path, = argv
-    with open(spec_path, encoding="utf-8") as f:
-        spec = json.load(f)
+    spec = SystemLayerSpec.from_json(load_spec(spec_path))
     warnings: list = []
     try:
         entries = system_entries(spec, warnings)
     except (UncoveredEffect, AccountError, LdCacheError) as error:
-        print(f"error: {spec.get('image', '')}: {error}", file=sys.stderr)
+        print(f"error: {spec.image}: {error}", file=sys.stderr)
         return 1
     for warning in warnings:
-        print(f"warning: {spec.get('image', '')}: {warning}", file=sys.stderr)
-    result = write_layer_files(entries, spec, ".")
-    print(f"{result['diff_id']} {len(entries)} system entries", file=sys.stderr)
+        print(f"warning: {spec.image}: {warning}", file=sys.stderr)
+    result = write_layer_files(entries, spec.settings, ".")
+    print(f"{result.diff_id} {len(entries)} system entries", file=sys.stderr)
     return 0
 
 

@@ -52,10 +52,14 @@ class Declared:
     can_override: bool  # the target has an `overrides` field (image_files) rather than a plain `file`
     overridable: bool  # ... and lists this path in it
 
+    def to_json(self) -> dict:
+        return {"path": self.path, "source": self.source, "origin": self.origin, "can_override": self.can_override,
+                "overridable": self.overridable}
+
     @staticmethod
     def from_json(value: Mapping) -> "Declared":
-        return Declared(value["path"].lstrip("/"), value["source"], value["origin"],
-                        bool(value.get("can_override")), bool(value.get("overridable")))
+        return Declared(value["path"].lstrip("/"), value["source"], value["origin"], bool(value["can_override"]),
+                        bool(value["overridable"]))
 
     @property
     def label(self) -> str:
@@ -63,21 +67,40 @@ class Declared:
 
 
 @dataclass(frozen=True)
-class Inherited:
-    """A file declared by a parent image, in a files layer before this image's packages."""
+class DeclaredFile:
+    """A file of an image's files layer, as the images built on it see it (before their packages)."""
 
     path: str
     source: str
     origin: str
     image: str  # the parent image whose files layer holds it
 
+    def to_json(self) -> dict:
+        return {"path": self.path, "source": self.source, "origin": self.origin, "image": self.image}
+
     @staticmethod
-    def from_json(value: Mapping) -> "Inherited":
-        return Inherited(value["path"].lstrip("/"), value["source"], value["origin"], value["image"])
+    def from_json(value: Mapping) -> "DeclaredFile":
+        return DeclaredFile(value["path"].lstrip("/"), value["source"], value["origin"], value["image"])
 
     @property
     def label(self) -> str:
         return label(self.path, self.source, self.origin)
+
+
+@dataclass(frozen=True)
+class DeclaredFilesSpec:
+    image: str
+    files: Tuple[Declared, ...]  # this image's
+    inherited: Tuple[DeclaredFile, ...]  # the parents', checked against this image's new packages
+
+    def to_json(self) -> dict:
+        return {"image": self.image, "files": [f.to_json() for f in self.files],
+                "inherited": [f.to_json() for f in self.inherited]}
+
+    @staticmethod
+    def from_json(value: Mapping) -> "DeclaredFilesSpec":
+        return DeclaredFilesSpec(value["image"], tuple(Declared.from_json(v) for v in value["files"]),
+                                 tuple(DeclaredFile.from_json(v) for v in value["inherited"]))
 
 
 def label(path: str, source: str, origin: str) -> str:
@@ -168,7 +191,7 @@ def first_below(owners: Mapping[str, List[Owner]]) -> Dict[str, str]:
     return below
 
 
-def replaced_by(declared: Inherited, owners: Mapping[str, List[Owner]],
+def replaced_by(declared: DeclaredFile, owners: Mapping[str, List[Owner]],
                 below: Mapping[str, str]) -> Optional[Tuple[str, List[Owner], str]]:
     """(what replaces the inherited file, its owners, the real path if a symlink moves it) or None."""
     parts = declared.path.split("/")
@@ -190,7 +213,7 @@ def replaced_by(declared: Inherited, owners: Mapping[str, List[Owner]],
     return None
 
 
-def inherited_problems(declared: Inherited, owners: Mapping[str, List[Owner]], below: Mapping[str, str],
+def inherited_problems(declared: DeclaredFile, owners: Mapping[str, List[Owner]], below: Mapping[str, str],
                        image: str) -> List[str]:
     found = replaced_by(declared, owners, below)
     if not found:
@@ -208,7 +231,7 @@ def inherited_problems(declared: Inherited, owners: Mapping[str, List[Owner]], b
             f"that. Fix: {'; or '.join(fixes)}."]
 
 
-def check_inherited(files: Iterable[Inherited], owners: Mapping[str, List[Owner]], image: str) -> List[str]:
+def check_inherited(files: Iterable[DeclaredFile], owners: Mapping[str, List[Owner]], image: str) -> List[str]:
     """Files declared by the parents against the image's own (new) packages only."""
     files = sorted(files, key=lambda d: d.path)
     below = first_below(owners) if files and owners else {}
@@ -218,11 +241,10 @@ def check_inherited(files: Iterable[Inherited], owners: Mapping[str, List[Owner]
 def main(argv: List[str]) -> int:
     spec_path, = argv
     with open(spec_path, encoding="utf-8") as f:
-        spec = json.load(f)
-    image = spec["image"]
-    problems = check((Declared.from_json(v) for v in spec["files"]), load_owners("packages"))
-    inherited = spec.get("inherited", ())
-    lost = check_inherited((Inherited.from_json(v) for v in inherited), load_owners("new/packages"), image)
+        spec = DeclaredFilesSpec.from_json(json.load(f))
+    image = spec.image
+    problems = check(spec.files, load_owners("packages"))
+    lost = check_inherited(spec.inherited, load_owners("new/packages"), image)
     report(f"{image}: {len(problems)} declared file(s) clash with the image's packages:", problems)
     report(f"{image}: {len(lost)} declared file(s) of its parents clash with the image's packages:", lost)
     return 1 if problems or lost else 0

@@ -34,9 +34,8 @@ class PathFilter:
                 raise PatternError(f"path pattern {pattern!r} must be absolute, like '/usr/share/doc/*'")
 
     @classmethod
-    def from_json(cls, value: dict | None) -> "PathFilter":
-        value = value or {}
-        return cls(tuple(value.get("excludes") or ()), tuple(value.get("includes") or ()))
+    def from_json(cls, value: dict) -> "PathFilter":
+        return cls(tuple(value["excludes"]), tuple(value["includes"]))
 
     def to_json(self) -> dict:
         return {"excludes": list(self.excludes), "includes": list(self.includes)}

@@ -8,7 +8,6 @@ image reads to extend this one.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -19,8 +18,6 @@ from .ocilayout import (
     MANIFEST_MEDIA_TYPE,
     OCI_LAYOUT,
     Blob,
-    Descriptor,
-    ImageSettings,
     canonical_json,
     epoch_to_rfc3339,
     image_config,
@@ -28,46 +25,31 @@ from .ocilayout import (
     image_manifest,
     write_blob,
 )
+from .specs import BuiltImageJson, ImageSpec, load_spec
 
 
-def layer_descriptor(value: dict) -> Descriptor:
-    return Descriptor(value["mediaType"], value["digest"], int(value["size"]))
-
-
-def assemble(spec: dict, out_dir: str) -> dict:
-    parent = spec.get("parent") or {}
-    created = epoch_to_rfc3339(int(spec.get("created_epoch", 0)))
-    own_layers = spec.get("layers") or []
-    history = [{"created": created, "created_by": layer.get("created_by", "")} for layer in own_layers]
-    config = image_config(
-        parent.get("config"),
-        ImageSettings.from_json(spec.get("settings") or {}),
-        [layer["diff_id"] for layer in own_layers],
-        history,
-        created,
-        spec.get("architecture", "amd64"),
-    )
-    layers = list(parent.get("layers") or []) + own_layers
+def assemble(spec: ImageSpec, out_dir: str) -> BuiltImageJson:
+    parent = spec.parent
+    created = epoch_to_rfc3339(spec.created_epoch)
+    history = [{"created": created, "created_by": layer.created_by} for layer in spec.layers]
+    config = image_config(parent.config if parent else None, spec.settings,
+                          [layer.diff_id for layer in spec.layers], history, created, spec.architecture)
+    layers = (*(parent.layers if parent else ()), *spec.layers)
     config_blob = Blob.of(CONFIG_MEDIA_TYPE, config)
-    annotations = dict(spec.get("annotations") or {})
+    annotations = dict(spec.annotations)
     if parent:
-        annotations[BASE_DIGEST] = parent["manifest"]["digest"]
-        annotations[BASE_NAME] = parent["name"]
+        annotations[BASE_DIGEST] = parent.manifest.digest
+        annotations[BASE_NAME] = parent.name
     manifest_blob = Blob.of(
         MANIFEST_MEDIA_TYPE,
-        image_manifest(config_blob.descriptor, [layer_descriptor(layer) for layer in layers], annotations),
+        image_manifest(config_blob.descriptor, [layer.blob_descriptor() for layer in layers], annotations),
     )
     for blob in (config_blob, manifest_blob):
         write_blob(out_dir, blob)
     write_file(out_dir, "oci-layout", OCI_LAYOUT)
-    write_file(out_dir, "index.json", canonical_json(image_index(manifest_blob.descriptor, spec.get("tags") or [])))
-    image = {
-        "name": spec.get("name", ""),
-        "config": config,
-        "manifest": manifest_blob.descriptor.to_json(),
-        "layers": layers,
-    }
-    write_file(out_dir, "image.json", canonical_json(image))
+    write_file(out_dir, "index.json", canonical_json(image_index(manifest_blob.descriptor, spec.tags)))
+    image = BuiltImageJson(spec.name, config, manifest_blob.descriptor, layers)
+    write_file(out_dir, "image.json", canonical_json(image.to_json()))
     return image
 
 
@@ -78,10 +60,9 @@ def write_file(out_dir: str, name: str, data: bytes) -> None:
 
 def main(argv: list[str]) -> int:
     spec_path, = argv
-    with open(spec_path, encoding="utf-8") as f:
-        spec = json.load(f)
+    spec = ImageSpec.from_json(load_spec(spec_path))
     image = assemble(spec, ".")
-    print(f"{spec.get('name', '')} {image['manifest']['digest']}", file=sys.stderr)
+    print(f"{spec.name} {image.manifest.digest}", file=sys.stderr)
     return 0
 
 

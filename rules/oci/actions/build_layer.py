@@ -1,7 +1,7 @@
-"""Write one normalized layer blob: `python -m oci.actions.build_layer spec.json`.
+"""Write a files layer: `python -m oci.actions.build_layer spec.json` (a `FilesLayerSpec`).
 
-The spec lists the entries (path, kind, mode, owner, source file or link
-target).  Outputs `blobs/sha256/<digest>` and `layer.json`, the descriptor.
+Outputs `blobs/sha256/<digest>` and `layer.json`, its descriptor. `write_layer_files` is the
+one place every layer writer (files, packages, bytecode, system) ends in.
 """
 
 from __future__ import annotations
@@ -11,48 +11,42 @@ import os
 import sys
 import tempfile
 
+import dataclasses
+
 from .ocilayout import blob_path
-from .tarlayer import Entry, write_layer
+from .specs import FilesLayerSpec, LayerDescriptor, LayerSettings, load_spec
+from .tarlayer import FILE, Entry, write_layer
+
+LAYER_JSON = "layer.json"
 
 
-def entry_from_json(value: dict) -> Entry:
-    return Entry(
-        path=value["path"],
-        kind=value.get("kind", "file"),
-        mode=int(value.get("mode", 0o644)),
-        uid=int(value.get("uid", 0)),
-        gid=int(value.get("gid", 0)),
-        uname=value.get("uname", ""),
-        gname=value.get("gname", ""),
-        source=value.get("source"),
-        target=value.get("target", ""),
-    )
+def file_entry(spec) -> Entry:
+    return Entry(path=spec.path, kind=FILE, mode=spec.mode, uid=spec.uid, gid=spec.gid, source=spec.source)
 
 
-def build_layer(spec: dict, out_dir: str) -> dict:
-    return write_layer_files([entry_from_json(e) for e in spec["entries"]], spec, out_dir)
+def build_layer(spec: FilesLayerSpec, out_dir: str) -> LayerDescriptor:
+    return write_layer_files([file_entry(e) for e in spec.entries], spec.settings, out_dir)
 
 
-def write_layer_files(entries: list[Entry], spec: dict, out_dir: str) -> dict:
-    """Write the blob under its digest and `layer.json`, its descriptor; `spec` gives mtime and level."""
+def write_layer_files(entries: list[Entry], settings: LayerSettings, out_dir: str) -> LayerDescriptor:
+    """Write the blob under its digest and `layer.json`, its descriptor."""
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".layer-")
     with os.fdopen(fd, "wb") as out:
-        descriptor = write_layer(entries, out, mtime=int(spec.get("mtime", 0)), level=int(spec.get("level", 6)))
-    final = blob_path(out_dir, descriptor.digest)
+        written = write_layer(entries, out, mtime=settings.mtime, level=settings.level)
+    final = blob_path(out_dir, written.digest)
     os.makedirs(os.path.dirname(final), exist_ok=True)
     os.replace(tmp, final)
-    result = dict(descriptor.to_json(), created_by=spec.get("created_by", ""))
-    with open(os.path.join(out_dir, "layer.json"), "w", encoding="utf-8") as f:
-        json.dump(result, f, sort_keys=True)
-    return result
+    descriptor = dataclasses.replace(written, created_by=settings.created_by)
+    with open(os.path.join(out_dir, LAYER_JSON), "w", encoding="utf-8") as f:
+        json.dump(descriptor.to_json(), f, sort_keys=True)
+    return descriptor
 
 
 def main(argv: list[str]) -> int:
     spec_path, = argv
-    with open(spec_path, encoding="utf-8") as f:
-        spec = json.load(f)
-    result = build_layer(spec, ".")
-    print(f"{result['diff_id']} {len(spec['entries'])} entries", file=sys.stderr)
+    spec = FilesLayerSpec.from_json(load_spec(spec_path))
+    descriptor = build_layer(spec, ".")
+    print(f"{descriptor.diff_id} {len(spec.entries)} entries", file=sys.stderr)
     return 0
 
 

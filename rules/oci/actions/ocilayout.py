@@ -89,17 +89,20 @@ class ImageSettings:
     labels: Mapping[str, str] = field(default_factory=dict)
     exposed_ports: Sequence[str] = ()
 
+    def to_json(self) -> dict:
+        return {"env": dict(self.env), "entrypoint": optional_list(self.entrypoint), "cmd": optional_list(self.cmd),
+                "workdir": self.workdir, "user": self.user, "labels": dict(self.labels),
+                "exposed_ports": list(self.exposed_ports)}
+
     @classmethod
     def from_json(cls, value: Mapping) -> "ImageSettings":
-        return cls(
-            env=dict(value.get("env") or {}),
-            entrypoint=value.get("entrypoint"),
-            cmd=value.get("cmd"),
-            workdir=value.get("workdir"),
-            user=value.get("user"),
-            labels=dict(value.get("labels") or {}),
-            exposed_ports=tuple(value.get("exposed_ports") or ()),
-        )
+        return cls(env=dict(value["env"]), entrypoint=optional_list(value["entrypoint"]),
+                   cmd=optional_list(value["cmd"]), workdir=value["workdir"], user=value["user"],
+                   labels=dict(value["labels"]), exposed_ports=tuple(value["exposed_ports"]))
+
+
+def optional_list(values: Sequence[str] | None) -> list | None:
+    return None if values is None else list(values)
 
 
 def merge_env(parent_env: Sequence[str], env: Mapping[str, str]) -> list[str]:

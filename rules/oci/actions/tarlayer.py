@@ -18,6 +18,8 @@ import zlib
 from dataclasses import dataclass, field, replace
 from typing import BinaryIO, Callable, Iterable, Tuple
 
+from .specs import LayerDescriptor
+
 FILE = "file"
 DIR = "dir"
 SYMLINK = "symlink"
@@ -226,17 +228,6 @@ class GzipWriter(io.RawIOBase):
         self.sink.write(struct.pack("<II", self.crc & 0xFFFFFFFF, self.length & 0xFFFFFFFF))
 
 
-@dataclass(frozen=True)
-class LayerDescriptor:
-    media_type: str
-    digest: str
-    size: int
-    diff_id: str
-
-    def to_json(self) -> dict:
-        return {"mediaType": self.media_type, "digest": self.digest, "size": self.size, "diff_id": self.diff_id}
-
-
 def write_layer(entries: Iterable[Entry], out: BinaryIO, mtime: int = 0, level: int = 6) -> LayerDescriptor:
     """Write a gzip-compressed layer to `out` and describe it."""
     compressed = HashingWriter(out)
@@ -244,4 +235,5 @@ def write_layer(entries: Iterable[Entry], out: BinaryIO, mtime: int = 0, level: 
     uncompressed = HashingWriter(gzip_stream)
     write_tar(with_parent_dirs(entries), uncompressed, mtime)
     gzip_stream.finish()
-    return LayerDescriptor(GZIP_MEDIA_TYPE, compressed.digest, compressed.size, uncompressed.digest)
+    # The history line is the caller's to give (`write_layer_files`).
+    return LayerDescriptor(GZIP_MEDIA_TYPE, compressed.digest, compressed.size, uncompressed.digest, created_by="")
