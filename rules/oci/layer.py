@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from pants.engine.addresses import Address, Addresses
 from pants.engine.fs import (
-    EMPTY_DIGEST,
     CreateDigest,
     Digest,
     DigestContents,

@@ -29,16 +29,10 @@ from debian.actions.debfile import (  # noqa: E402
     DebError,
     UnsupportedCompression,
 )
-from debian.actions.deblayer import (  # noqa: E402
-    DebInput,
-    DuplicatePackage,
-    FileConflict,
-    HostileMember,
-    merged_usr_root_links,
-    package_layer,
-    relocated_symlink_target,
-)
-from debian.actions.maintscripts import scan_maintainer_scripts, tokenize  # noqa: E402
+from debian.actions.debcontents import DebInput, HostileMember, merged_usr_root_links, relocated_symlink_target  # noqa: E402,E501
+from debian.actions.deblayer import DuplicatePackage, FileConflict, package_layer  # noqa: E402
+from debian.actions.maintscripts import scan_maintainer_scripts  # noqa: E402
+from debian.actions.shell import tokenize  # noqa: E402
 from oci.actions.assemble_image import assemble  # noqa: E402
 from oci.actions.build_layer import write_layer_files  # noqa: E402
 from oci.actions.specs import LayerDescriptor  # noqa: E402

@@ -21,7 +21,7 @@ from debbuild import DebTree
 from elfbuild import EM_386, EM_AARCH64, EM_ARM, shared_object
 from debian.actions import build_system_layer
 from debian.actions.build_package_layer import DebSpec, PackageLayerSpec, build_package_layer
-from debian.actions.deblayer import merged_usr_root_links
+from debian.actions.debcontents import merged_usr_root_links
 from debian.actions.pathfilter import PathFilter
 from debian.actions.elf import ElfError, SharedObject, read_shared_object
 from debian.actions.ldcache import (

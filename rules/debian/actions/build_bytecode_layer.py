@@ -38,7 +38,7 @@ from oci.actions.build_layer import write_layer_files
 from oci.actions.specs import LayerDescriptor, LayerSettings, load_spec
 from oci.actions.tarlayer import DIR, FILE, Entry
 
-from .deblayer import resolve_lexically
+from .debcontents import resolve_lexically
 
 PUBLIC_DIR = "usr/lib/python3/dist-packages/"
 VERSIONED_DIR = re.compile(r"^usr/lib/python(3\.\d+)/")

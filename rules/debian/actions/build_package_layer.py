@@ -26,7 +26,8 @@ from oci.actions.specs import LayerDescriptor, LayerSettings, load_spec
 from oci.actions.tarlayer import FILE, HARDLINK, Entry, LayerError, open_content
 
 from .debfile import DebError
-from .deblayer import DebInput, DuplicatePackage, FileConflict, InstalledPackage, layer_packages_json, package_layer
+from .debcontents import DebInput, InstalledPackage
+from .deblayer import DuplicatePackage, FileConflict, layer_packages_json, package_layer
 from .pathfilter import PathFilter, PatternError, filter_entries
 
 PACKAGES_JSON = "packages.json"

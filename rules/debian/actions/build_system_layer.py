@@ -22,7 +22,7 @@ from oci.actions.specs import LayerSettings, load_spec
 from oci.actions.tarlayer import FILE, Entry
 
 from .accounts import AccountError, Accounts, Group, User, merge_accounts, parse_group, parse_passwd
-from .deblayer import merged_usr_root_links
+from .debcontents import merged_usr_root_links
 from .elf import SharedObject
 from .ldcache import GENERATOR, LD_SO_CACHE, TRIPLETS, ImageTree, LdCacheError, Node, build_ld_cache, cache_bytes
 from .sysfiles import (

@@ -37,8 +37,9 @@ import struct
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from .elf import FLAG_ELF, FLAG_ELF_LIBC5, FLAG_ELF_LIBC6, SharedObject
 from oci.actions.tarlayer import DIR, FILE, HARDLINK, SYMLINK, Entry
+
+from .elf import FLAG_ELF, FLAG_ELF_LIBC5, FLAG_ELF_LIBC6, ElfError, SharedObject, read_shared_object
 
 LD_SO_CONF = "etc/ld.so.conf"
 LD_SO_CACHE = "etc/ld.so.cache"
@@ -390,3 +391,27 @@ def cache_bytes(entries: Sequence[CacheEntry], generator: str) -> bytes:
     extension = struct.pack("<IIIIII", EXTENSION_MAGIC, 1, EXTENSION_TAG_GENERATOR, 0,
                             extension_offset + directory_size, len(generator_bytes))
     return header + body + table + padding + extension + generator_bytes
+
+
+def shared_object_records(files: Sequence) -> Tuple[dict, ...]:
+    """What ldconfig needs from each of a package's files (`PackageFile`s) named like a library, by path.
+
+    Non-ELF files (linker scripts such as libc.so) and executables are left out;
+    a damaged ELF file is recorded with its error, and ldconfig skips it as it would.
+    """
+    contents = {f.path: f for f in files if f.entry.kind == FILE}
+    records = []
+    for file in sorted(files, key=lambda f: f.path):
+        if file.entry.kind not in (FILE, HARDLINK) or not looks_like_dso(posixpath.basename(file.path)):
+            continue
+        content = contents[file.entry.target] if file.entry.kind == HARDLINK else file
+        stream, size = content.entry.opener()
+        with stream:
+            try:
+                found = read_shared_object(stream, size)
+            except ElfError as error:
+                records.append({"path": file.path, "error": str(error)})
+                continue
+        if found is not None:
+            records.append({"path": file.path, **found.to_json()})
+    return tuple(records)
