@@ -134,6 +134,25 @@ def test_layouts_validate_and_child_adds_only_what_parent_lacks(built, tmp_path)
     assert "libc6=" not in added and "mawk=" not in added  # already in the parent
 
 
+def test_an_edit_to_a_debian_action_reruns_only_debian_processes(built):
+    """Each backend ships only its own actions (and oci's): files layers and assemblies stay cache hits."""
+    repo, _, _, _, store, env, work = built
+    action = repo / "rules/debian/actions/build_system_layer.py"
+    original = action.read_text()
+    before = layout_files(repo / "dist")
+    action.write_text(original + "\n# an edit that changes nothing the action writes\n")
+    try:
+        rebuild = run_pants(repo, "package", "::", f"--debian-deb-cache={work / 'debs'}", store=store, env=env)
+    finally:
+        action.write_text(original)
+    assert rebuild.returncode == 0, rebuild.output
+    ran = rebuild.processes
+    assert any(p.startswith("Build system layer") for p in ran), ran  # the edit reached the Debian Processes
+    assert any(p.startswith("Build package layer") for p in ran), ran
+    assert [p for p in ran if p.startswith(("Build files layer", "Assemble"))] == [], ran
+    assert layout_files(repo / "dist") == before
+
+
 def test_unpacked_image_has_packages_and_system_files(built, tmp_path):
     repo, *_ = built
     bundle = tmp_path / "bundle"
