@@ -1,0 +1,47 @@
+"""Services only: each service image starts as deployed and answers a real request (bench/service_checks.py).
+
+Run with `./run-tests -m services` after `./pants package ::`. Each test runs one service's check under
+podman from the layouts in dist/ (or $SERVICE_CHECKS_DIST) and fails with the check's report: the image,
+the command and the last lines of the service container's log. Without podman or without the layouts the
+test is skipped, saying which.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DIST = Path(os.environ.get("SERVICE_CHECKS_DIST", REPO_ROOT / "dist"))
+
+pytestmark = pytest.mark.services
+
+
+def load_service_checks():
+    spec = importlib.util.spec_from_file_location("service_checks", REPO_ROOT / "bench" / "service_checks.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+service_checks = load_service_checks()
+
+
+@pytest.mark.parametrize("service", list(service_checks.CHECKS))
+def test_service_answers_a_real_request(service):
+    podman = shutil.which("podman")
+    if podman is None:
+        pytest.skip("needs podman")
+    missing = service_checks.missing_layouts(service, str(DIST))
+    if missing:
+        pytest.skip(f"no OCI layout at {', '.join(missing)} (run ./pants package :: first)")
+    result = service_checks.run_check(service, podman, str(DIST))
+    assert result.ok, (f"{service}: {result.what} failed after {result.seconds:.0f} s\n"
+                       f"image {result.image}, command: {' '.join(result.command)}\n"
+                       f"{result.detail}\n{result.logs}")
