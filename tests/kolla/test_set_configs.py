@@ -23,6 +23,13 @@ def test_command_goes_to_run_command(image):
     assert mode(run_command) == 0o644
 
 
+def test_log_dir_is_group_kolla_setgid_and_group_writable(image):
+    image.config({"command": "svc"})
+    assert image.run().returncode == 0
+    logs = image.path("/var/log/kolla")
+    assert mode(logs) == 0o2775 and os.stat(logs).st_gid == image.gid
+
+
 def test_config_file_copied_with_owner_and_perm(image):
     image.write(f"{CONFIG_DIR}/svc.conf", "[DEFAULT]\ndebug = true\n", 0o666)
     image.config({"command": "svc", "config_files": [
