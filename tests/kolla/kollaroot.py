@@ -9,6 +9,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = REPO / "images" / "python-base" / "bin"
 SET_CONFIGS = BIN / "kolla_set_configs"
@@ -46,3 +48,15 @@ class FakeImage:
                               capture_output=True, text=True, timeout=60)
 
 
+# A fixture, imported by the test modules: a conftest.py here would shadow tests/conftest.py for
+# the modules that import from it.
+@pytest.fixture
+def image(tmp_path: Path) -> FakeImage:
+    root = tmp_path / "root"
+    uid, gid = os.getuid(), os.getgid()
+    fake = FakeImage(root, uid, gid)
+    # "svc" is the test's own account (chown to it needs no privileges); group kolla has the same gid.
+    fake.write("/etc/passwd", f"root:x:0:0:root:/root:/bin/sh\nsvc:x:{uid}:{gid}::/nonexistent:/usr/sbin/nologin\n")
+    fake.write("/etc/group", f"root:x:0:\nsvc:x:{gid}:\nkolla:x:{gid}:svc\n")
+    fake.path("/run").mkdir(parents=True)
+    return fake

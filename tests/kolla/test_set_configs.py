@@ -7,6 +7,8 @@ import stat
 
 import pytest
 
+from kollaroot import image  # noqa: F401 (fixture)
+
 CONFIG_DIR = "/var/lib/kolla/config_files"
 
 

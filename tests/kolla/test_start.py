@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kollaroot import BIN, REPO
+from kollaroot import BIN, REPO, image  # noqa: F401 (fixture)
 
 FAKE_SUDO = '#!/bin/sh\n[ "$1" = -E ] && shift\necho "sudo $*" >> "$SUDO_LOG"\nexec "$@"\n'
 
