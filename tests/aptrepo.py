@@ -60,6 +60,7 @@ class DebSpec:
     source: str = ""
     files: Tuple[FileSpec, ...] = ()
     scripts: Tuple[Tuple[str, str], ...] = ()  # (postinst, "#!/bin/sh\n...")
+    conffiles: Tuple[str, ...] = ()  # absolute paths of some of `files`
 
     @property
     def deb_name(self) -> str:
@@ -204,6 +205,8 @@ def build_deb(spec: DebSpec, out_dir: Path) -> Path:
         for script, text in spec.scripts:
             (root / "DEBIAN" / script).write_text(text)
             os.chmod(root / "DEBIAN" / script, 0o755)
+        if spec.conffiles:
+            (root / "DEBIAN" / "conffiles").write_text("".join(f"{path}\n" for path in spec.conffiles))
         for entry in sorted(spec.files, key=lambda f: f.kind == "hardlink"):  # link targets exist first
             _place(root, entry)
         out_dir.mkdir(parents=True, exist_ok=True)

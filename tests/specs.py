@@ -28,9 +28,11 @@ def image(name: str = "//img", layers: Iterable[LayerDescriptor] = (), parent: O
 
 def system_layer(users_table: Optional[Mapping] = None, declared_users: Iterable[str] = (),
                  users_table_path: str = "images/users.yaml", image_name: str = "//img", timezone: str = "Etc/UTC",
-                 effect_policy: Optional[Mapping] = None, accepted_effects: Optional[Mapping] = None):
+                 effect_policy: Optional[Mapping] = None, accepted_effects: Optional[Mapping] = None,
+                 path_excludes: Iterable[str] = (), path_includes: Iterable[str] = ()):
     from debian.actions.build_system_layer import SystemLayerSpec
+    from debian.actions.pathfilter import PathFilter
 
     return SystemLayerSpec(image_name, users_table or {"users": {}, "groups": {}}, users_table_path,
                            tuple(declared_users), timezone, dict(effect_policy or {}), dict(accepted_effects or {}),
-                           settings("system files"))
+                           PathFilter(tuple(path_excludes), tuple(path_includes)), settings("system files"))

@@ -13,6 +13,7 @@ from debian.actions.build_system_layer import SystemLayerSpec
 from oci.action import ActionRequest
 from oci.actions.specs import dump_spec
 from oci.layer import Layer, LayerOutput
+from debian.packages import path_filter
 from debian.subsystem import DebianSubsystem
 from oci.subsystem import OciSubsystem
 from debian.users import UsersTable
@@ -40,6 +41,7 @@ async def build_system_layer(
         timezone=debian.timezone,
         effect_policy=dict(debian.script_effects),
         accepted_effects={k: tuple(v) for k, v in debian.accepted_script_effects.items()},
+        path_filter=path_filter(debian),
         settings=oci.layer_settings(f"system files of {request.address}"),
     )
     spec_digest = await Get(Digest, CreateDigest([FileContent(SPEC, dump_spec(spec.to_json()))]))

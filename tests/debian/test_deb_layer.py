@@ -215,7 +215,7 @@ def test_status_paragraph(tool_layer):
 
 def test_md5sums_use_merged_usr_paths(tool_layer):
     _, read = tar_of(tool_layer[1])
-    lines = read("var/lib/dpkg/status.d/tool.md5sums").decode().splitlines()
+    lines = read("var/lib/dpkg/info/tool.md5sums").decode().splitlines()
     sums = dict(reversed(line.split("  ", 1)) for line in lines)
     assert sums["usr/bin/tool"] == hashlib.md5(b"#!/bin/sh\necho tool\n").hexdigest()
     assert LONG_FILE in sums and "usr/bin/tool-a" in sums
@@ -235,7 +235,14 @@ def test_multi_arch_same_uses_arch_qualified_names(tool_layer):
     members, _ = tar_of(tool_layer[1])
     assert "var/lib/dpkg/status.d/libother:amd64" in members
     assert "var/lib/dpkg/info/libother:amd64.list" in members
-    assert "var/lib/dpkg/status.d/libother:amd64.md5sums" in members
+    assert "var/lib/dpkg/info/libother:amd64.md5sums" in members
+
+
+def test_md5sums_and_conffiles_are_in_info_as_dpkg_keeps_them(tool_layer):
+    members, read = tar_of(tool_layer[1])
+    assert not [name for name in members if name.startswith("var/lib/dpkg/status.d/") and "." in name.rsplit("/")[-1]]
+    assert read("var/lib/dpkg/info/tool.conffiles") == b"/etc/tool.conf\n"
+    assert "var/lib/dpkg/info/libother:amd64.conffiles" not in members  # no conffiles, no file
 
 
 def test_packages_json(tool_layer):
@@ -538,7 +545,7 @@ def test_umoci_unpacks_packages_over_the_merged_usr_base(unpacked):
 def test_md5sums_match_the_unpacked_files(unpacked):
     rootfs = unpacked[1]
     for name in ("tool", "libother:amd64"):
-        lines = (rootfs / f"var/lib/dpkg/status.d/{name}.md5sums").read_text().splitlines()
+        lines = (rootfs / f"var/lib/dpkg/info/{name}.md5sums").read_text().splitlines()
         assert lines
         for line in lines:
             md5, path = line.split("  ", 1)
@@ -662,10 +669,13 @@ def test_path_filter_leaves_out_files_and_emptied_dirs(debs, tmp_path):
     assert LONG_DIR not in members  # excluded and emptied
     assert "usr/share/common" not in members and "usr/share/common/same.txt" not in members
     assert "usr/share/tool" in members  # still holds data.txt
-    # dpkg's database lists every file of the package, as dpkg does under path-exclude ...
+    # dpkg's database lists only what the layer holds (dpkg would list the left-out files too) ...
     listed = read("var/lib/dpkg/info/tool.list").decode().splitlines()
-    assert "/" + LONG_FILE in listed and "/usr/share/tool/long-link" in listed
-    # ... while packages.json says what the layer holds, for conflict checks and size reports.
+    assert "/" + LONG_FILE not in listed and "/usr/share/tool/long-link" not in listed
+    assert "/usr/share/tool/data.txt" in listed and "/usr/share/tool" in listed and "/" + LONG_DIR not in listed
+    summed = [line.split("  ", 1)[1] for line in read("var/lib/dpkg/info/tool.md5sums").decode().splitlines()]
+    assert LONG_FILE not in summed and "usr/share/tool/data.txt" in summed and "usr/bin/tool" in summed
+    # ... and so does packages.json, for conflict checks and size reports.
     tool_files = {f["path"] for p in packages_json["packages"] if p["name"] == "tool" for f in p["files"]}
     assert LONG_FILE not in tool_files and "usr/share/tool/data.txt" in tool_files
 

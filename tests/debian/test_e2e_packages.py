@@ -14,6 +14,7 @@ import yaml
 import dataclasses
 import hashlib
 
+import dpkgcheck
 from aptrepo import DEFAULT_PACKAGES, AptRepo, DebSpec, FileSpec, serve_directory  # noqa: F401
 from e2e_repo import layout_files, make_repo, run_pants
 
@@ -28,8 +29,10 @@ IMAGES = {
                           'platforms=["linux/amd64", "linux/arm64"])\n',
     "images/app/BUILD": 'oci_image(parent="//images/base", packages=["tool"], users=["app"], user="app")\n',
     "images/plain/BUILD": 'image_files(name="f", sources=["hello"], destination="/srv")\n'
-                          'oci_image(parent="//images/app", files=[":f"])\n',
+                          'image_files(name="conf", sources=["openssl.conf"], destination="/etc/openssl")\n'
+                          'oci_image(parent="//images/app", files=[":f", ":conf"])\n',
     "images/plain/hello": "hello\n",
+    "images/plain/openssl.conf": "ours = 1\n",  # replaces a conffile of openssl (in images/base)
 }
 
 
@@ -56,6 +59,7 @@ def fixture_packages(tool_version: str = "1.0-1") -> list[DebSpec]:
                      scripts=(("postinst", MAWK_POSTINST),)),
         "tool": dict(version=tool_version, scripts=(("postinst", TOOL_POSTINST),)),
         "ca-certificates": dict(files=CA_FILES),
+        "openssl": dict(conffiles=("/etc/openssl/openssl.conf",)),
     }
     amd64 = [dataclasses.replace(spec, **changes.get(spec.name, {})) for spec in DEFAULT_PACKAGES]
     return amd64 + [dataclasses.replace(spec, architecture="arm64") for spec in amd64 if spec.architecture == "amd64"]
@@ -170,15 +174,60 @@ def test_unpacked_image_has_packages_and_system_files(built, tmp_path):
     # update-alternatives does, a slave whose file is not installed gets no link.
     assert not (root / "usr/share/man/man1/mawk.1.gz").exists()
     assert not os.path.lexists(root / "etc/alternatives/awk.1.gz")
-    assert "/usr/share/man/man1/mawk.1.gz" in (root / "var/lib/dpkg/info/mawk.list").read_text()
+    assert "/usr/share/man/man1/mawk.1.gz" not in (root / "var/lib/dpkg/info/mawk.list").read_text()
     assert (root / "var/lib/dpkg/alternatives/awk").read_text().startswith("auto\n/usr/bin/awk\n")
     assert b"MIIB" in (root / "etc/ssl/certs/ca-certificates.crt").read_bytes()
-    status = (root / "var/lib/dpkg/status.d/tool").read_text()
+    status = (root / "var/lib/dpkg/status").read_text()
     assert "Package: tool\nStatus: install ok installed\n" in status
     passwd = (root / "etc/passwd").read_text()
     assert "app:x:42410:42410::/var/lib/app:/usr/sbin/nologin\n" in passwd
     assert "kolla:x:42400:app\n" in (root / "etc/group").read_text()
     assert (root / "srv/hello").read_text() == "hello\n"
+
+
+def test_dpkg_reads_the_database_of_a_child_image(built, tmp_path):
+    """images/plain: base's and app's package layers each add status.d/, and each system layer hides it again."""
+    repo, *_ = built
+    root = dpkgcheck.unpack(repo / "dist/images.plain/plain", "latest", tmp_path / "bundle")
+    assert os.listdir(root / "var/lib/dpkg/status.d") == []  # the opaque whiteouts hid every layer's stanzas
+    assert not [p for p in root.rglob(".wh.*")]  # applied, not left as files
+    assert (root / "var/lib/dpkg/info/format").read_text() == "1\n"
+    lock = yaml.safe_load((repo / "3rdparty/debian/lock.yaml").read_text())
+    closure = lock["images"]["images/app:app"]["amd64"]["closure"]
+    listed = dpkgcheck.installed_names(root)
+    assert sorted(name.split(":")[0] for name in listed) == sorted(closure)
+    assert "libc6:amd64" in listed and "tool" in listed  # Multi-Arch: same is shown qualified
+    shown = dpkgcheck.dpkg(root, "-s", "tool")
+    assert shown.returncode == 0 and "Package: tool\nStatus: install ok installed\n" in shown.stdout
+    assert "Version: 1.0-1\n" in shown.stdout
+    assert dpkgcheck.dpkg(root, "-S", "/usr/bin/tool").stdout == "tool: /usr/bin/tool\n"
+    assert dpkgcheck.dpkg(root, "-S", "/etc/openssl/openssl.conf").stdout == "openssl: /etc/openssl/openssl.conf\n"
+    files = dpkgcheck.dpkg(root, "-L", "tool").stdout.splitlines()
+    assert "/usr/bin/tool-hardlink" in files and not [f for f in files if f.startswith("/usr/share/doc/tool/long")]
+    # Clean but for the conffile images/plain replaces; path-excluded docs are not listed, so not missed.
+    assert dpkgcheck.verify_complaints(root) == ["??5?????? c /etc/openssl/openssl.conf"]
+    assert dpkgcheck.rewritten_status(root, tmp_path) == (root / "var/lib/dpkg/status").read_bytes()
+    cfg = (root / "etc/dpkg/dpkg.cfg.d/oci-path-filter").read_text().splitlines()
+    assert "path-exclude=/usr/share/man/*" in cfg and "path-include=/usr/share/doc/*/copyright" in cfg
+
+
+def test_package_layers_keep_stanza_and_md5sums_for_per_layer_scanners(built):
+    """trivy reads each layer alone and pairs status.d/<pkg> with <pkg>.md5sums of the same layer."""
+    import tarfile
+    repo, *_ = built
+    layout = repo / "dist/images.app/app"
+    config = blob(layout, manifest(layout)["config"]["digest"])
+    steps = [h["created_by"] for h in config["history"] if not h.get("empty_layer")]
+    layers = dict(zip(steps, manifest(layout)["layers"]))
+    tool_layer = next(layer for step, layer in layers.items() if "tool=1.0-1" in step)
+    with tarfile.open(layout / "blobs/sha256" / tool_layer["digest"][7:]) as tar:
+        names = set(tar.getnames())
+    assert {"var/lib/dpkg/status.d/tool", "var/lib/dpkg/info/tool.md5sums", "var/lib/dpkg/info/tool.list"} <= names
+    system = next(layer for step, layer in layers.items() if step.startswith("system files of images/app"))
+    with tarfile.open(layout / "blobs/sha256" / system["digest"][7:]) as tar:
+        whiteout = tar.getmember("var/lib/dpkg/status.d/.wh..wh..opq")
+        assert whiteout.isreg() and whiteout.size == 0
+        assert tar.getmember("var/lib/dpkg/status.d").isdir()
 
 
 def test_multi_platform_image_takes_each_architectures_packages_from_the_lock(built, tmp_path):
@@ -205,7 +254,7 @@ def files_layer(layout: Path) -> dict[str, bytes]:
         return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
 
 
-def test_declared_files_may_replace_package_files_only_when_listed_in_overrides(built):
+def test_declared_files_may_replace_package_files_only_when_listed_in_overrides(built, tmp_path):
     repo, _, _, _, store, env, work = built
     plain = repo / "images/plain"
     original = (plain / "BUILD").read_text()
@@ -237,6 +286,8 @@ def test_declared_files_may_replace_package_files_only_when_listed_in_overrides(
     assert "Traceback (most recent call last)" not in refused.output
     assert allowed.returncode == 0, allowed.output
     assert files_layer(repo / "dist/images.plain/plain")["etc/tool/tool.conf"] == b"ours = 1\n"
+    root = dpkgcheck.unpack(repo / "dist/images.plain/plain", "latest", tmp_path / "bundle")
+    assert dpkgcheck.verify_complaints(root) == ["??5??????   /etc/tool/tool.conf"]  # the override, and only it
 
 
 def test_a_childs_package_may_never_replace_a_file_its_parent_declares(built):

@@ -3,16 +3,15 @@
 The spec is a `PackageLayerSpec`: the .debs with their lock sha256 and size, the layer settings
 and dpkg-style path filters.  Outputs, like build_layer: `blobs/sha256/<digest>` and `layer.json`;
 plus `packages.json`: {"packages": [{name, version, architecture, multi_arch, source,
-dpkg_name, deb, conffiles, files, dpkg_metadata, maintainer_scripts}]} sorted by name, for
-cross-layer conflict checks, the system layer (alternatives, accounts) and SBOMs, whose
-`files` are what the layer holds (the path filter applied); plus
+dpkg_name, deb, conffiles, files, dpkg_metadata, status_paragraph, maintainer_scripts, shared_objects}]}
+sorted by name, for cross-layer conflict checks, the system layer (alternatives, accounts, the dpkg
+status file) and SBOMs, whose `files` are what the layer holds (the path filter applied); plus
 `extras/<image path>`: copies of the few package files the system layer is made from.
 The order of `debs` does not matter.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -26,9 +25,9 @@ from oci.actions.specs import LayerDescriptor, LayerSettings, load_spec
 from oci.actions.tarlayer import FILE, HARDLINK, Entry, LayerError, open_content
 
 from .debfile import DebError
-from .debcontents import DebInput, InstalledPackage
+from .debcontents import DebInput
 from .deblayer import DuplicatePackage, FileConflict, layer_packages_json, package_layer
-from .pathfilter import PathFilter, PatternError, filter_entries
+from .pathfilter import PathFilter, PatternError
 
 PACKAGES_JSON = "packages.json"
 EXTRAS_DIR = "extras"
@@ -106,22 +105,13 @@ def build_package_layer(spec: PackageLayerSpec, out_dir: str) -> LayerDescriptor
         verify_deb(deb)
     inputs = [DebInput(deb.path, deb.name, deb.sha256) for deb in spec.debs]
     with tempfile.TemporaryDirectory(prefix="deb-spool-") as spool_dir:
-        layer = package_layer(inputs, spool_dir)
-        entries = filter_entries(layer.entries, spec.path_filter)
-        result = write_layer_files(entries, spec.settings, out_dir)
-        write_extras(layer.entries, DEFAULT_EXTRAS, out_dir)
-    packages = only_installed(layer.packages, entries) if spec.path_filter else layer.packages
+        layer = package_layer(inputs, spool_dir, spec.path_filter)
+        result = write_layer_files(list(layer.entries), spec.settings, out_dir)
+        # The system layer's inputs come whole, whatever the path filter leaves in the image.
+        write_extras(layer.unfiltered, DEFAULT_EXTRAS, out_dir)
     with open(os.path.join(out_dir, PACKAGES_JSON), "w", encoding="utf-8") as f:
-        json.dump(layer_packages_json(packages), f, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        json.dump(layer_packages_json(layer.packages), f, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return result
-
-
-def only_installed(packages: Sequence[InstalledPackage], entries: Sequence[Entry]) -> list[InstalledPackage]:
-    """Each package with the files the layer holds, as it holds them (a hardlink may have become the file)."""
-    in_layer = {entry.path: entry for entry in entries}
-    return [dataclasses.replace(package, files=tuple(dataclasses.replace(f, entry=in_layer[f.path])
-                                                     for f in package.files if f.path in in_layer))
-            for package in packages]
 
 
 def write_extras(entries: Sequence[Entry], wanted: Sequence[str], out_dir: str) -> None:

@@ -2,7 +2,10 @@
 
 What maintainer scripts would have written, made from declarations: accounts,
 the CA bundle and its hash links, alternatives, nsswitch.conf, the time zone and
-/etc/ld.so.cache.  The sandbox holds
+/etc/ld.so.cache; and what dpkg itself would have written: /var/lib/dpkg/status for every
+package of the chain (from the stanzas packages.json records), info/format, an opaque whiteout
+that hides the package layers' status.d/ from the image's filesystem (per-layer scanners still
+read it in each layer), and the path filter as dpkg configuration.  The sandbox holds
 `packages/*.json` (what every package of the image installed and what its
 scripts would do) and `extras/` (the few package files these are made from);
 the spec holds the users table, the image's declared users and the policy for
@@ -23,7 +26,9 @@ from oci.actions.tarlayer import FILE, Entry
 
 from .accounts import AccountError, Accounts, Group, User, merge_accounts, parse_group, parse_passwd
 from .debcontents import merged_usr_root_links
+from .dpkgdb import StatusError, StatusRecord, dpkg_path_filter_cfg, image_database_entries
 from .elf import SharedObject
+from .pathfilter import PathFilter
 from .ldcache import GENERATOR, LD_SO_CACHE, TRIPLETS, ImageTree, LdCacheError, Node, build_ld_cache, cache_bytes
 from .sysfiles import (
     CA_CERT_DIR,
@@ -46,6 +51,7 @@ class SystemLayerSpec:
     timezone: str
     effect_policy: Mapping[str, str]  # effect kind -> covered, ignore or error
     accepted_effects: Mapping[str, Tuple[str, ...]]  # package -> kinds
+    path_filter: PathFilter  # [debian].path_excludes/path_includes, for /etc/dpkg/dpkg.cfg.d/
     settings: LayerSettings
 
     def to_json(self) -> dict:
@@ -53,17 +59,19 @@ class SystemLayerSpec:
                 "declared_users": list(self.declared_users), "timezone": self.timezone,
                 "effect_policy": dict(self.effect_policy),
                 "accepted_effects": {k: list(v) for k, v in self.accepted_effects.items()},
-                "settings": self.settings.to_json()}
+                "path_filter": self.path_filter.to_json(), "settings": self.settings.to_json()}
 
     @classmethod
     def from_json(cls, value: Mapping) -> "SystemLayerSpec":
         return cls(value["image"], value["users_table"], value["users_table_path"], tuple(value["declared_users"]),
                    value["timezone"], dict(value["effect_policy"]),
-                   {k: tuple(v) for k, v in value["accepted_effects"].items()}, LayerSettings.from_json(value["settings"]))
+                   {k: tuple(v) for k, v in value["accepted_effects"].items()},
+                   PathFilter.from_json(value["path_filter"]), LayerSettings.from_json(value["settings"]))
 
 
 PASSWD_MASTER = "usr/share/base-passwd/passwd.master"
 GROUP_MASTER = "usr/share/base-passwd/group.master"
+DPKG_PATH_FILTER_CFG = "etc/dpkg/dpkg.cfg.d/oci-path-filter"
 ROOT_ONLY = Accounts((User("root", 0, 0, "root", "/root", "/bin/sh"),), (Group("root", 0),))
 
 
@@ -130,6 +138,9 @@ class ChainPackages:
         nodes.update((e.path, Node(e.kind, e.target)) for e in on_top)
         return ImageTree(nodes)
 
+    def status_records(self) -> list[StatusRecord]:
+        return [StatusRecord.from_json(p) for p in self.packages]
+
     def shared_objects(self) -> dict[str, SharedObject]:
         """Path -> ELF facts of the libraries the package layers recorded (damaged ones left out, as ldconfig does)."""
         return {s["path"]: SharedObject.from_json(s) for p in self.packages for s in p.get("shared_objects") or ()
@@ -189,6 +200,16 @@ def system_entries(spec: SystemLayerSpec, warnings: list | None = None) -> list[
     entries += localtime(spec.timezone, installed)
     if chain.packages:
         entries += ld_cache_entries(chain, extras, entries)
+        entries += dpkg_entries(chain, spec.path_filter)
+    return entries
+
+
+def dpkg_entries(chain: ChainPackages, path_filter: PathFilter) -> list[Entry]:
+    """dpkg's database for the whole chain, and the path filter for dpkg runs on top of the image."""
+    entries = image_database_entries(chain.status_records(), chain.architecture() or "all")
+    if path_filter:
+        data = dpkg_path_filter_cfg(path_filter.excludes, path_filter.includes)
+        entries.append(Entry(DPKG_PATH_FILTER_CFG, FILE, 0o644, data=data))
     return entries
 
 
@@ -253,7 +274,7 @@ def main(argv: list[str]) -> int:
     warnings: list = []
     try:
         entries = system_entries(spec, warnings)
-    except (UncoveredEffect, AccountError, LdCacheError) as error:
+    except (UncoveredEffect, AccountError, LdCacheError, StatusError) as error:
         print(f"error: {spec.image}: {error}", file=sys.stderr)
         return 1
     for warning in warnings:

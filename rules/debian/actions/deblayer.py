@@ -3,12 +3,15 @@
 - two packages may ship the same path only with identical contents (directories with the same
   mode and owner, identical files or links); anything else is a conflict naming both packages;
 - no path may sit below a symlink or a file of the layer (refused as a write through it);
-- each package's dpkg database files (dpkgdb.py) are part of the layer, claimed like its files.
+- each package's dpkg database files (dpkgdb.py) are part of the layer: their paths are claimed
+  like its files, and they are written after the path filter (pathfilter.py), so that they list
+  only what the layer holds.
 Reading a .deb is debcontents.py's part.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import posixpath
@@ -18,7 +21,8 @@ from typing import Dict, Iterable, List, Mapping, Sequence, Tuple
 from oci.actions.tarlayer import DIR, SYMLINK, Entry
 
 from .debcontents import DebInput, HostileMember, InstalledPackage, PackageFile, read_package
-from .dpkgdb import dpkg_metadata_entries
+from .dpkgdb import dpkg_metadata_entries, status_paragraph
+from .pathfilter import PathFilter, filter_entries
 
 
 class FileConflict(ValueError):
@@ -31,11 +35,12 @@ class DuplicatePackage(ValueError):
 
 @dataclass(frozen=True)
 class PackageLayer:
-    entries: Tuple[Entry, ...]
-    packages: Tuple[InstalledPackage, ...]  # by name, then architecture
+    entries: Tuple[Entry, ...]  # the layer: files the path filter keeps, and the dpkg database files
+    packages: Tuple[InstalledPackage, ...]  # by name, then architecture; with the files the layer holds
+    unfiltered: Tuple[Entry, ...]  # every file of the packages, before the path filter
 
 
-def package_layer(debs: Sequence[DebInput], spool_dir: str) -> PackageLayer:
+def package_layer(debs: Sequence[DebInput], spool_dir: str, path_filter: PathFilter = PathFilter()) -> PackageLayer:
     """Read `debs` and merge them into one layer's entries; the order of `debs` does not matter.
 
     File contents are spooled to `spool_dir`, which must outlive the writing of the layer.
@@ -43,7 +48,19 @@ def package_layer(debs: Sequence[DebInput], spool_dir: str) -> PackageLayer:
     packages = sorted((read_package(deb, os.path.join(spool_dir, f"{index}.spool")) for index, deb in enumerate(debs)),
                       key=lambda p: (p.name, p.control.architecture))
     check_unique_packages(packages)
-    return PackageLayer(tuple(merge_packages(packages)), tuple(packages))
+    unfiltered = merge_packages(packages)
+    kept = filter_entries(unfiltered, path_filter)
+    installed = only_installed(packages, kept) if path_filter else packages
+    metadata = [entry for package in installed for entry in dpkg_metadata_entries(package)]
+    return PackageLayer(tuple(kept + metadata), tuple(installed), tuple(unfiltered))
+
+
+def only_installed(packages: Sequence[InstalledPackage], entries: Sequence[Entry]) -> List[InstalledPackage]:
+    """Each package with the files the layer holds, as it holds them (a hardlink may have become the file)."""
+    in_layer = {entry.path: entry for entry in entries}
+    return [dataclasses.replace(package, files=tuple(dataclasses.replace(f, entry=in_layer[f.path])
+                                                     for f in package.files if f.path in in_layer))
+            for package in packages]
 
 
 def check_unique_packages(packages: Sequence[InstalledPackage]) -> None:
@@ -60,7 +77,9 @@ Owned = Tuple[PackageFile, str]  # a file and the label of what installs it
 
 
 def merge_packages(packages: Sequence[InstalledPackage]) -> List[Entry]:
+    """The packages' files; the paths of their database files are claimed too, so no file may take them."""
     owners: Dict[str, Owned] = {}
+    database = set()
     for package in packages:
         metadata = [PackageFile(e, e.path, hashlib.sha256(e.data or b"").hexdigest(), size=len(e.data or b""))
                     for e in dpkg_metadata_entries(package)]
@@ -68,8 +87,9 @@ def merge_packages(packages: Sequence[InstalledPackage]) -> List[Entry]:
             claim(owners, file, package.label)
         for file in metadata:
             claim(owners, file, f"the dpkg database entry of {package.label}")
+            database.add(file.path)
     check_parents(owners)
-    return [file.entry for file, _ in owners.values()]
+    return [file.entry for path, (file, _) in owners.items() if path not in database]
 
 
 def claim(owners: Dict[str, Owned], file: PackageFile, origin: str) -> None:
@@ -105,6 +125,11 @@ def check_parents(owners: Mapping[str, Owned]) -> None:
 
 
 def layer_packages_json(packages: Iterable[InstalledPackage]) -> dict:
-    """packages.json: what each package installed, with the dpkg database files that record it."""
-    return {"packages": [dict(package.to_json(), dpkg_metadata=sorted(e.path for e in dpkg_metadata_entries(package)))
+    """packages.json: what each package installed, with the dpkg database files that record it.
+
+    `status_paragraph` is the package's stanza, for the image's var/lib/dpkg/status (the system layer
+    reads packages.json, not the layers).
+    """
+    return {"packages": [dict(package.to_json(), dpkg_metadata=sorted(e.path for e in dpkg_metadata_entries(package)),
+                              status_paragraph=status_paragraph(package))
                          for package in packages]}

@@ -4,8 +4,12 @@ Patterns are shell globs matched against the absolute merged-/usr path; `*` also
 `/`, as in dpkg (fnmatch without FNM_PATHNAME), so `/usr/share/doc/*` covers every depth.
 A path is left out when an exclude pattern matches it and no include pattern does.
 A directory is left out only when it is excluded and nothing below it stays, as dpkg keeps
-an excluded directory that still holds something.  dpkg's database (status.d, .md5sums,
-info/*.list) still lists the left-out files, as dpkg's does, so `dpkg -L` stays complete.
+an excluded directory that still holds something.
+
+Unlike dpkg, whose database keeps listing what path-exclude left out, the layer's database
+(info/<pkg>.list, .md5sums and the stanza's Conffiles, dpkgdb.py) names only what the layer
+holds: `dpkg --verify` is then clean, and `dpkg -S` never names a file the image lacks.  The
+system layer writes the same patterns to /etc/dpkg/dpkg.cfg.d/ for dpkg runs on top of the image.
 """
 
 from __future__ import annotations
