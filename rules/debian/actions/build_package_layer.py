@@ -7,7 +7,8 @@ dpkg_name, deb, conffiles, files, dpkg_metadata, maintainer_scripts}]} sorted by
 cross-layer conflict checks, the system layer (alternatives, accounts) and SBOMs, whose
 `files` are what the layer holds (the path filter applied); plus
 `extras/<image path>`: copies of the few package files the system layer is made from.
-The order of `debs` does not matter.
+Each package's maintainer-script effects are applied in the layer (layereffects.py), with the
+accounts of the spec, and recorded as its `script_effects`.  The order of `debs` does not matter.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from oci.actions.tarlayer import FILE, HARDLINK, Entry, LayerError, open_content
 from .debfile import DebError
 from .debcontents import DebInput, InstalledPackage
 from .deblayer import DuplicatePackage, FileConflict, layer_packages_json, package_layer
+from .layereffects import AccountIds, apply_effects
 from .pathfilter import PathFilter, PatternError, filter_entries
 
 PACKAGES_JSON = "packages.json"
@@ -65,15 +67,16 @@ class PackageLayerSpec:
     debs: Tuple[DebSpec, ...]
     settings: LayerSettings
     path_filter: PathFilter  # empty: every file
+    accounts: AccountIds  # names the maintainer-script effects may give paths to
 
     def to_json(self) -> dict:
         return {"debs": [d.to_json() for d in self.debs], "settings": self.settings.to_json(),
-                "path_filter": self.path_filter.to_json()}
+                "path_filter": self.path_filter.to_json(), "accounts": self.accounts.to_json()}
 
     @classmethod
     def from_json(cls, value: Mapping) -> "PackageLayerSpec":
         return cls(tuple(DebSpec.from_json(d) for d in value["debs"]), LayerSettings.from_json(value["settings"]),
-                   PathFilter.from_json(value["path_filter"]))
+                   PathFilter.from_json(value["path_filter"]), AccountIds.from_json(value["accounts"]))
 
 
 class DebMismatch(ValueError):
@@ -107,12 +110,14 @@ def build_package_layer(spec: PackageLayerSpec, out_dir: str) -> LayerDescriptor
     inputs = [DebInput(deb.path, deb.name, deb.sha256) for deb in spec.debs]
     with tempfile.TemporaryDirectory(prefix="deb-spool-") as spool_dir:
         layer = package_layer(inputs, spool_dir)
-        entries = filter_entries(layer.entries, spec.path_filter)
+        with_effects, effects = apply_effects(layer.packages, layer.entries, spec.accounts)
+        entries = filter_entries(with_effects, spec.path_filter)
         result = write_layer_files(entries, spec.settings, out_dir)
         write_extras(layer.entries, DEFAULT_EXTRAS, out_dir)
     packages = only_installed(layer.packages, entries) if spec.path_filter else layer.packages
     with open(os.path.join(out_dir, PACKAGES_JSON), "w", encoding="utf-8") as f:
-        json.dump(layer_packages_json(packages), f, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        json.dump(layer_packages_json(packages, effects), f, sort_keys=True, separators=(",", ":"),
+                  ensure_ascii=False)
     return result
 
 

@@ -104,7 +104,9 @@ def check_parents(owners: Mapping[str, Owned]) -> None:
             parent = posixpath.dirname(parent)
 
 
-def layer_packages_json(packages: Iterable[InstalledPackage]) -> dict:
-    """packages.json: what each package installed, with the dpkg database files that record it."""
-    return {"packages": [dict(package.to_json(), dpkg_metadata=sorted(e.path for e in dpkg_metadata_entries(package)))
+def layer_packages_json(packages: Iterable[InstalledPackage], effects: Mapping[Tuple[str, str], dict]) -> dict:
+    """packages.json: what each package installed, with the dpkg database files that record it and what
+    its maintainer scripts' effects did (layereffects.py)."""
+    return {"packages": [dict(package.to_json(), dpkg_metadata=sorted(e.path for e in dpkg_metadata_entries(package)),
+                              script_effects=effects[(package.name, package.control.architecture)])
                          for package in packages]}
