@@ -1,15 +1,17 @@
 """An image's check of its packages' maintainer-script effects, and the list of what it accepted.
 
-Kinds the system layer replaces or an image does without (alternatives, services, byte-compiling,
-...) follow `[debian].script_effects` as before.  The kinds the effect rules handle (filesystem,
-statoverride, tmpfiles, unrecognized) were applied in the package layers; what stayed unapplied is
+Kinds the system layer replaces (`covered`) or an image does without (`ignore`: services,
+byte-compiling, ...) follow `[debian].script_effects`.  The kinds the effect rules handle
+(filesystem, statoverride, tmpfiles, unrecognized) were applied in the package layers; what stayed
+unapplied, and every command of a kind whose policy is `error` (diversions, pam, ucf, ...), is
 accepted one by one, never by kind: an entry of `[debian].accepted_script_effects` names the
 package, the script, the command as packages.json prints it, its path and a one-line reason.
 An unapplied effect without an entry stops the build with the entry to add.  An entry that
 matches nothing in one image is fine (it is for another image).
 
 Two more checks tie the package layers to the image: a directory an effect puts things in
-(`needs`, /run for /run/mysqld) must be in the image, and a path a no-op relied on being absent
+(`needs`, /run for /run/mysqld) must be in the image, or the effect is unapplied in that image
+(script `layer`, acceptable like any other); and a path a no-op relied on being absent
 (`rm -f /etc/init.d/x`) must not be installed by another package of the image.
 """
 
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from typing import Dict, Iterable, List, Mapping, Sequence, Tuple
 
 from .scriptcommands import HANDLED_KINDS
+from .scripteffects import first_path
 
 ENTRY_KEYS = ("script", "command", "path", "reason")
 
@@ -56,33 +59,41 @@ def accepted_entries(accepted: Mapping[str, Sequence]) -> Dict[Tuple[str, str, s
     return found
 
 
-def policy_problems(packages: Iterable[dict], policy: Mapping[str, str]) -> Tuple[List[str], List[str]]:
-    """Findings of the kinds the rules do not handle, judged by kind: (errors, ignored)."""
-    problems, notes = [], []
+def kind_effects(packages: Iterable[dict], policy: Mapping[str, str]) -> Tuple[List[dict], List[str]]:
+    """Findings of kinds no rule handles whose policy is `error`, as unapplied effects; and ignored ones."""
+    unapplied, notes = [], []
     for package in packages:
         for effect in package["maintainer_scripts"]["effects"]:
-            if effect["kind"] in HANDLED_KINDS:
-                continue
             verdict = policy.get(effect["kind"], "error")
-            line = f"{package['name']} ({effect['script']}): {effect['kind']}: {effect['command']}"
-            (problems if verdict == "error" else notes if verdict == "ignore" else []).append(line)
-    return problems, notes
+            if effect["kind"] in HANDLED_KINDS or verdict == "covered":
+                continue
+            if verdict == "ignore":
+                notes.append(f"{package['name']} ({effect['script']}): {effect['kind']}: {effect['command']}")
+                continue
+            unapplied.append(dict(package=package["name"], script=effect["script"], command=effect["command"],
+                                  path=first_path(effect["command"]),
+                                  reason=f"no rule applies {effect['kind']} effects"))
+    return unapplied, notes
 
 
-def unapplied_problems(packages: Iterable[dict], accepted: Mapping[Tuple[str, str, str, str], AcceptedEffect]
+def unapplied_problems(unapplied: Iterable[dict], accepted: Mapping[Tuple[str, str, str, str], AcceptedEffect]
                        ) -> Tuple[List[str], List[AcceptedEffect]]:
     problems, used = [], []
-    for package in packages:
-        for effect in script_effects(package)["unapplied"]:
-            key = (package["name"], effect["script"], effect["command"], effect["path"])
-            if key in accepted:
-                used.append(accepted[key])
-                continue
-            problems.append(f"{package['name']} ({effect['script']}): {effect['command']}\n"
-                            f"    path: {effect['path'] or '(none)'}; not applied: {effect['reason']}\n"
-                            f"    to accept it, add to [debian].accepted_script_effects:\n"
-                            + indent(entry_yaml(package["name"], effect), 6))
+    for effect in unapplied:
+        key = (effect["package"], effect["script"], effect["command"], effect["path"])
+        if key in accepted:
+            used.append(accepted[key])
+            continue
+        problems.append(f"{effect['package']} ({effect['script']}): {effect['command']}\n"
+                        f"    path: {effect['path'] or '(none)'}; not applied: {effect['reason']}\n"
+                        f"    to accept it, add to [debian].accepted_script_effects:\n"
+                        + indent(entry_yaml(effect["package"], effect), 6))
     return problems, sorted(set(used), key=lambda e: (e.package, e.script, e.command, e.path))
+
+
+def rule_unapplied(packages: Iterable[dict]) -> List[dict]:
+    return [dict(effect, package=package["name"]) for package in packages
+            for effect in script_effects(package)["unapplied"]]
 
 
 def script_effects(package: dict) -> dict:
@@ -99,37 +110,35 @@ def indent(text: str, spaces: int) -> str:
     return "".join(" " * spaces + line + "\n" for line in text.splitlines())
 
 
-def placement_problems(packages: Sequence[dict]) -> List[str]:
-    """`needs` present in the image, `absent` paths not installed by another package of the image."""
+def placement_problems(packages: Sequence[dict]) -> Tuple[List[dict], List[str]]:
+    """Unmet `needs` as unapplied effects (acceptable one by one: the image may do without the
+    directory), and `absent` paths that another package of the image installs (always refused)."""
     installed = {"/" + f["path"]: p["name"] for p in packages for f in p["files"]}
     made = {a["path"] for p in packages for a in script_effects(p)["applied"]}
-    problems = []
+    unmet, problems = [], []
     for package in packages:
         effects = script_effects(package)
         for path in effects["needs"]:
             if path not in installed and path not in made:
-                problems.append(f"{package['name']}: its maintainer-script effects put things in {path}, which no "
-                                "package of this image installs; add the package that ships it")
+                unmet.append(dict(package=package["name"], script="layer", command=f"effects below {path}",
+                                  path=path, reason=f"{path} is installed by no package of this image"))
         for pattern in effects["absent"]:
             hits = sorted(p for p, owner in installed.items()
                           if owner != package["name"] and fnmatch.fnmatchcase(p, pattern))
             if hits:
                 problems.append(f"{package['name']}: a maintainer-script command was taken as a no-op because "
                                 f"{pattern} is absent, but {installed[hits[0]]} installs {hits[0]}")
-    return problems
+    return unmet, problems
 
 
 def check_effects(packages: Sequence[dict], policy: Mapping[str, str], accepted: Mapping[str, Sequence]
                   ) -> Tuple[List[str], List[AcceptedEffect]]:
     """Refuse effects nobody applied or accepted; return (ignored findings, accepted effects used)."""
-    kind_problems, notes = policy_problems(packages, policy)
-    unapplied, used = unapplied_problems(packages, accepted_entries(accepted))
-    placement = placement_problems(packages)
-    if kind_problems or unapplied or placement:
+    by_kind, notes = kind_effects(packages, policy)
+    unmet, placement = placement_problems(packages)
+    unapplied, used = unapplied_problems(rule_unapplied(packages) + by_kind + unmet, accepted_entries(accepted))
+    if unapplied or placement:
         raise UncoveredEffect("\n".join(filter(None, [
-            kind_problems and "maintainer scripts of this image's packages do things no declaration replaces:\n  "
-            + "\n  ".join(kind_problems) + "\nReplace the effect with image files or packages, or set the kind's "
-            "policy in `[debian].script_effects`.",
             unapplied and "maintainer-script effects that no rule applies and nobody accepted:\n  "
             + "\n  ".join(unapplied) + "Declare what the image needs instead (image_files with owner and mode), "
             "or accept the effect with the entry shown if the image does without it.",

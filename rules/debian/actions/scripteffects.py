@@ -440,14 +440,17 @@ def rule_mkdir(b: Builder, args: List[str], origin: str) -> None:
 
 
 def make_parents(b: Builder, path: str, origin: str) -> None:
-    """`mkdir -p`: missing parents below one the layer has are made; if none has, the image must."""
+    """`mkdir -p`: missing parents below one the layer has are made; if the layer has none, the image
+    must have the parent."""
     missing = []
     parent = posixpath.dirname(path)
     while parent != "/" and not b.tree.exists(parent):
         missing.append(parent)
         parent = posixpath.dirname(parent)
     if parent == "/" and missing:
-        b.needs.add(missing[0])  # nothing of the chain is in this layer: /run, say, comes from base-files
+        # None of them is in this layer: the image must have the parent (/run/lock from base-files,
+        # whose 1777 mode a made-up /run/lock here would replace).
+        b.needs.add(missing[0])
         return
     for directory in reversed(missing):
         b.make_dir(directory, 0, 0, DEFAULT_DIR_MODE, origin)
@@ -778,6 +781,9 @@ def unit_directory(b: Builder, name: str, settings: Mapping[str, str], key: str,
     gid = 0 if gid is None else gid
     mode = int(settings.get(key + "Mode", "0755"), 8)
     path = normalize(path)
+    parent = posixpath.dirname(path)
+    if parent != normalize(UNIT_DIRECTORIES[key]) and not b.tree.exists(parent):
+        raise Unresolved(f"its parent {parent} is made at boot (systemd-tmpfiles), by no package")
     if b.tree.is_dir(path):
         b.set_attributes(path, uid, gid, mode, origin)
         return
