@@ -155,9 +155,12 @@ def test_tmpfiles_d_lines_make_directories_and_skip_boot_only_lines():
 def test_unit_directories_take_user_group_and_mode():
     unit = "[Unit]\nDescription=x\n[Service]\nUser=glance\nGroup=glance\nRuntimeDirectory=glance lock/glance\n" \
            "RuntimeDirectoryMode=0750\nCacheDirectory=glance\n"
-    _, final = run("", units={"/usr/lib/systemd/system/g.service": unit})
+    result, final = run("", units={"/usr/lib/systemd/system/g.service": unit})
     assert final["/run/glance"] == FinalEntry("/run/glance", DIR, 42415, 42415, 0o750)
-    assert final["/run/lock/glance"].mode == 0o750 and final["/var/cache/glance"].mode == 0o755
+    assert final["/var/cache/glance"].mode == 0o755
+    # /run/lock is made at boot by systemd-tmpfiles, by no package: left for review
+    assert [(u.command, u.path) for u in result.unapplied] == [("g.service: RuntimeDirectory=lock/glance",
+                                                                 "/run/lock/glance")]
 
 
 def test_template_units_are_not_guessed():

@@ -13,8 +13,9 @@ from debian.actions.sysfiles import Alternative, choose_alternatives
 def package(name: str, unapplied=(), needs=(), absent=(), files=(), **findings) -> dict:
     scripts = {kind: findings.get(kind, []) for kind in
                ("alternatives", "users", "groups", "memberships", "effects", "unrecognized")}
+    by_kind = [dict(e, path=e.get("path", "")) for e in findings.get("effects", [])]
     effects = {"applied": [], "unapplied": list(unapplied), "needs": list(needs), "absent": list(absent),
-               "skipped": []}
+               "skipped": [], "by_kind": by_kind}
     return {"name": name, "architecture": "amd64", "files": [{"path": f, "kind": "file"} for f in files],
             "maintainer_scripts": scripts, "script_effects": effects}
 

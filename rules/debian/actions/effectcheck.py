@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Dict, Iterable, List, Mapping, Sequence, Tuple
 
 from .scriptcommands import HANDLED_KINDS
-from .scripteffects import first_path
 
 ENTRY_KEYS = ("script", "command", "path", "reason")
 
@@ -63,7 +62,7 @@ def kind_effects(packages: Iterable[dict], policy: Mapping[str, str]) -> Tuple[L
     """Findings of kinds no rule handles whose policy is `error`, as unapplied effects; and ignored ones."""
     unapplied, notes = [], []
     for package in packages:
-        for effect in package["maintainer_scripts"]["effects"]:
+        for effect in script_effects(package).get("by_kind", ()):
             verdict = policy.get(effect["kind"], "error")
             if effect["kind"] in HANDLED_KINDS or verdict == "covered":
                 continue
@@ -71,7 +70,7 @@ def kind_effects(packages: Iterable[dict], policy: Mapping[str, str]) -> Tuple[L
                 notes.append(f"{package['name']} ({effect['script']}): {effect['kind']}: {effect['command']}")
                 continue
             unapplied.append(dict(package=package["name"], script=effect["script"], command=effect["command"],
-                                  path=first_path(effect["command"]),
+                                  path=effect["path"],
                                   reason=f"no rule applies {effect['kind']} effects"))
     return unapplied, notes
 
@@ -97,7 +96,16 @@ def rule_unapplied(packages: Iterable[dict]) -> List[dict]:
 
 
 def script_effects(package: dict) -> dict:
-    return package.get("script_effects") or {"unapplied": [], "needs": [], "absent": [], "applied": []}
+    return package.get("script_effects") or {"unapplied": [], "needs": [], "absent": [], "applied": [],
+                                             "by_kind": []}
+
+
+def accepted_in(effects: Iterable[Tuple[str, str, str, str]], accepted: Mapping[str, Sequence]
+                ) -> List[AcceptedEffect]:
+    """The accepted entries that (package, script, command, path) keys of an image match (for reports)."""
+    entries = accepted_entries(accepted)
+    return sorted({entries[key] for key in effects if key in entries},
+                  key=lambda e: (e.package, e.script, e.command, e.path))
 
 
 def entry_yaml(package: str, effect: dict) -> str:

@@ -19,8 +19,8 @@ from oci.actions.tarlayer import DIR, FILE, HARDLINK, Entry
 
 from .debcontents import InstalledPackage
 from .deblayer import FileConflict
-from .scriptcommands import scan_commands
-from .scripteffects import Accounts, FinalEntry, PackageInput, PathState, Plan, final_entries, plan
+from .scriptcommands import HANDLED_KINDS, scan_commands
+from .scripteffects import Accounts, FinalEntry, PackageInput, PathState, Plan, final_entries, first_path, plan
 
 TMPFILES_DIRS = ("usr/lib/tmpfiles.d/",)
 UNIT_DIRS = ("usr/lib/systemd/system/",)  # /lib/systemd/system after the merged-/usr move
@@ -77,6 +77,12 @@ def read_text(entry: Entry, by_path: Mapping[str, Entry]) -> str:
         return stream.read(size).decode("utf-8", "replace")
 
 
+def kind_effects(package: InstalledPackage) -> List[dict]:
+    """The scanner's findings of kinds no rule handles, with their path: the policy judges them per image."""
+    return [{"script": e.script, "command": e.command, "kind": e.kind, "path": first_path(e.command)}
+            for e in package.findings.effects if e.kind not in HANDLED_KINDS]
+
+
 def package_input(package: InstalledPackage, by_path: Mapping[str, Entry]) -> PackageInput:
     """The package's paths as the layer holds them now (earlier packages' effects included)."""
     own = [by_path[f.path] for f in package.files if f.path in by_path]
@@ -102,7 +108,8 @@ def apply_effects(packages: Sequence[InstalledPackage], entries: Sequence[Entry]
         result = plan(package_in, ids.accounts())
         for final in final_entries(package_in, result):
             by_path[final.path.lstrip("/")] = effect_entry(final, by_path, made, package.name)
-        records[(package.name, package.control.architecture)] = record(result, final_entries(package_in, result))
+        records[(package.name, package.control.architecture)] = dict(
+            record(result, final_entries(package_in, result)), by_kind=kind_effects(package))
     return [by_path[p] for p in sorted(by_path)], records
 
 
