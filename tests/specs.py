@@ -26,6 +26,13 @@ def image(name: str = "//img", layers: Iterable[LayerDescriptor] = (), parent: O
                      tuple(tags), {})
 
 
+def accounts(users: Optional[Mapping] = None, groups: Optional[Mapping] = None):
+    """AccountIds for package layers: base-passwd's ids plus `users` ({name: {uid, gid}}) and `groups`."""
+    from debian.actions.layereffects import AccountIds
+
+    return AccountIds.with_base({"users": dict(users or {}), "groups": dict(groups or {})})
+
+
 def system_layer(users_table: Optional[Mapping] = None, declared_users: Iterable[str] = (),
                  users_table_path: str = "images/users.yaml", image_name: str = "//img", timezone: str = "Etc/UTC",
                  effect_policy: Optional[Mapping] = None, accepted_effects: Optional[Mapping] = None,

@@ -48,11 +48,13 @@ class PackageFacts:
     installed_bytes: int
     files: int
     setuid: tuple[str, ...]
+    script_effects: tuple[tuple[str, str, str], ...] = ()  # unapplied (script, command, path)
 
     @classmethod
     def from_json(cls, value: dict) -> "PackageFacts":
         return cls(value["name"], value["version"], value["architecture"], value["source"], value["dpkg_name"],
-                   value["deb_sha256"], int(value["installed_bytes"]), int(value["files"]), tuple(value["setuid"]))
+                   value["deb_sha256"], int(value["installed_bytes"]), int(value["files"]), tuple(value["setuid"]),
+                   tuple(tuple(e) for e in value["script_effects"]))
 
 
 @dataclass(frozen=True)

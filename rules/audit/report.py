@@ -4,6 +4,9 @@ is in an image, and the parent tree as text and as an SVG.
     pants image-report ::                       sizes, largest packages, parent tree
     pants image-report --why=libssl3 ::         plus the dependency path to libssl3 in each image
 
+Per image it also lists the maintainer-script effects the image relies on being accepted
+(`[debian].accepted_script_effects`: package, command, path, reason).
+
 Writes `dist/image-report/report.json`, `tree.txt`, `tree.dot` and `tree.svg` (the SVG needs
 Graphviz's `dot`; without it the goal says so and writes the rest).
 """
@@ -27,6 +30,8 @@ from pants.util.logging import LogLevel
 from pants.util.strutil import help_text
 
 from audit.facts import ImageFacts, ImageFactsRequest, image_targets
+from debian.actions.effectcheck import AcceptedEffect, accepted_in
+from debian.subsystem import DebianSubsystem
 from audit.lockgraph import LockGraph
 from audit.origins import LockGraphRequest, LockGraphResult
 from audit.sizes import (
@@ -125,6 +130,19 @@ def set_lines(totals: SetSizes) -> list[str]:
             f"{human_bytes(totals.unique_bytes)} unique{share}"]
 
 
+def accepted_effects(facts: ImageFacts, accepted: dict) -> list[AcceptedEffect]:
+    keys = {(p.name, *effect) for layer in facts.layers for p in layer.packages for effect in p.script_effects}
+    return accepted_in(keys, accepted)
+
+
+def accepted_lines(address: str, effects: Sequence[AcceptedEffect]) -> list[str]:
+    if not effects:
+        return []
+    return [f"{address}: {len(effects)} accepted maintainer-script effects"] + [
+        f"  {e.package} ({e.script}): {e.command}" + (f" [{e.path}]" if e.path else "") + f" -- {e.reason}"
+        for e in effects]
+
+
 def why_lines(package: str, all_facts: Sequence[ImageFacts], graphs: dict[str, LockGraph]) -> tuple[list[str], dict]:
     lines, found = [f"why {package}:"], {}
     for facts in all_facts:
@@ -147,7 +165,8 @@ def with_ancestors(selected: Sequence[ImageFacts], ancestors: Sequence[ImageFact
 
 @goal_rule
 async def image_report(
-    console: Console, workspace: Workspace, targets: FilteredTargets, dist: DistDir, options: ImageReportSubsystem
+    console: Console, workspace: Workspace, targets: FilteredTargets, dist: DistDir, options: ImageReportSubsystem,
+    debian: DebianSubsystem,
 ) -> ImageReportGoal:
     selected = await MultiGet(Get(ImageFacts, ImageFactsRequest(t.address)) for t in image_targets(targets))
     ancestor_addresses = sorted({a for f in selected for a in f.chain[:-1]} - {f.address for f in selected})
@@ -161,6 +180,9 @@ async def image_report(
     for item in sizes:
         lines += image_lines(item)
     lines += set_lines(totals)
+    accepted = {str(f.address): accepted_effects(f, dict(debian.accepted_script_effects)) for f in all_facts}
+    for address, effects in sorted(accepted.items()):
+        lines += accepted_lines(address, effects)
     why_found = {}
     if options.why:
         architectures = sorted({f.architecture for f in all_facts if f.packages})
@@ -172,6 +194,7 @@ async def image_report(
 
     files = [FileContent("report.json", json.dumps({
         "images": [s.to_json() for s in sizes], "set": totals.to_json(), "why": why_found,
+        "accepted_script_effects": {a: [e.to_json() for e in effects] for a, effects in sorted(accepted.items())},
     }, sort_keys=True, indent=1).encode())]
     digests = []
     if options.graph:

@@ -33,6 +33,8 @@ from pants.util.logging import LogLevel
 from oci.action import ActionPython, ActionRequest
 from debian.debian_lock import ImagePackageRequest, OptionalImagePackageRequest, PackageRequestFor, SourcesManifest
 from debian.actions.build_package_layer import DebSpec, PackageLayerSpec
+from debian.actions.layereffects import AccountIds
+from debian.users import UsersTable
 from debian.actions.pathfilter import PathFilter
 from debian.errors import PathPatternError, StaleLockError
 from oci.errors import LayerBudgetExceeded
@@ -215,7 +217,7 @@ def layer_architecture(debs: tuple[LockedDeb, ...]) -> str:
 
 @rule(desc="Build a package layer")
 async def build_package_layer(
-    request: PackageLayerRequest, oci: OciSubsystem, debian: DebianSubsystem
+    request: PackageLayerRequest, oci: OciSubsystem, debian: DebianSubsystem, users: UsersTable
 ) -> PackageLayer:
     fetched = await MultiGet(Get(Digest, CachedDebRequest(deb)) for deb in request.debs)
     names = ", ".join(deb.name for deb in request.debs[:4]) + (", ..." if len(request.debs) > 4 else "")
@@ -223,6 +225,7 @@ async def build_package_layer(
         debs=tuple(DebSpec(d.filename, d.name, d.sha256, d.size) for d in request.debs),
         settings=oci.layer_settings("packages " + " ".join(f"{d.name}={d.version}" for d in request.debs)),
         path_filter=path_filter(debian),
+        accounts=AccountIds.with_base(users.to_json()),
     )
     spec_digest = await Get(Digest, CreateDigest([FileContent("__package_layer.json", dump_spec(spec.to_json()))]))
     input_digest = await Get(Digest, MergeDigests([spec_digest, *fetched]))

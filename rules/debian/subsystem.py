@@ -64,8 +64,10 @@ class DebianSubsystem(Subsystem):
         default={},
         help=help_text(
             """
-            Per package, effect kinds its scripts have that its images do without, e.g.
-            `{"base-passwd": ["filesystem"]}`: reviewed once, then accepted for every image.
+            Maintainer-script effects that no rule applies and the images do without, one by one:
+            `{package: [{script, command, path, reason}]}`, the command and path exactly as the
+            build's error prints them. Whole kinds of effects are never accepted. An image whose
+            packages have an unapplied effect with no entry here stops building.
             """
         ),
     )

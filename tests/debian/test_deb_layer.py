@@ -112,7 +112,8 @@ NO_FILTER = {"excludes": [], "includes": []}
 def layer_spec(debs: dict, names) -> dict:
     """A PackageLayerSpec as its JSON, for tests that change a field."""
     return {"debs": [deb_spec(debs[n], n) for n in names], "path_filter": NO_FILTER,
-            "settings": {"mtime": 1700000000, "level": 6, "created_by": "packages " + " ".join(names)}}
+            "settings": {"mtime": 1700000000, "level": 6, "created_by": "packages " + " ".join(names)},
+            "accounts": specs.accounts().to_json()}
 
 
 def build(tmp_path: Path, spec: dict, subdir: str = "out") -> tuple:
@@ -306,7 +307,8 @@ def test_extras_for_the_system_layer(tmp_path):
         tar_member("./usr/share/doc/x", data=b"not wanted\n"),
     ]
     deb = hand_made_deb(tmp_path / "base.deb", "base", members)
-    spec = {"debs": [deb_spec(deb, "base")], "path_filter": NO_FILTER, "settings": specs.settings().to_json()}
+    spec = {"debs": [deb_spec(deb, "base")], "path_filter": NO_FILTER, "settings": specs.settings().to_json(),
+            "accounts": specs.accounts().to_json()}
     _, _, _, out = build(tmp_path, spec)
     extras = sorted(str(p.relative_to(out / "extras")) for p in (out / "extras").rglob("*") if p.is_file())
     assert extras == ["usr/share/base-passwd/passwd.master", "usr/share/ca-certificates/mozilla/A.crt",

@@ -12,14 +12,23 @@ import pytest
 import yaml
 
 import dataclasses
+import gzip
 import hashlib
+import io
+import tarfile
 
 import dpkgcheck
-from aptrepo import DEFAULT_PACKAGES, AptRepo, DebSpec, FileSpec, serve_directory  # noqa: F401
-from e2e_repo import layout_files, make_repo, run_pants
+from aptrepo import DEFAULT_PACKAGES, AptRepo, DebSpec, FileSpec, sample_files, serve_directory  # noqa: F401
+from e2e_repo import EFFECTS_FILE, layout_files, make_repo, run_pants
 
 pytestmark = pytest.mark.e2e
 
+FROBNICATE = """tool:
+  - script: postinst
+    command: frobnicate --warm /var/lib/tool/cache
+    path: /var/lib/tool/cache
+    reason: "warms a cache the service fills itself"
+"""
 IMAGES = {
     "images/users.yaml": "groups: {kolla: 42400, app: 42410}\n"
                          "users: {app: {uid: 42410, groups: [kolla], home: /var/lib/app}}\n",
@@ -33,6 +42,7 @@ IMAGES = {
                           'oci_image(parent="//images/app", files=[":f", ":conf"])\n',
     "images/plain/hello": "hello\n",
     "images/plain/openssl.conf": "ours = 1\n",  # replaces a conffile of openssl (in images/base)
+    EFFECTS_FILE: FROBNICATE,
 }
 
 
@@ -46,7 +56,13 @@ fi
 TOOL_POSTINST = """#!/bin/sh
 set -e
 adduser --system --group --home /var/lib/app --no-create-home app
+chown app:app /var/lib/tool
+install -d -o app -g app -m 0700 /var/lib/tool/cache
+if [ -n "$2" ]; then chown root /var/lib/tool; fi
+frobnicate --warm /var/lib/tool/cache
 """
+TOOL_FILES = (FileSpec("/var/lib/tool", kind="dir", mode=0o755),
+              FileSpec("/usr/lib/tmpfiles.d/tool.conf", b"d /var/lib/tool/run 0750 app app -\n"))
 CA_FILES = (FileSpec("/usr/share/ca-certificates/fixture/Fixture_Root.crt",
                      b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"),)
 
@@ -57,7 +73,8 @@ def fixture_packages(tool_version: str = "1.0-1") -> list[DebSpec]:
         "mawk": dict(files=(FileSpec("/usr/bin/mawk", b"#!fake mawk\n", 0o755),
                             FileSpec("/usr/share/man/man1/mawk.1.gz", b"man")),
                      scripts=(("postinst", MAWK_POSTINST),)),
-        "tool": dict(version=tool_version, scripts=(("postinst", TOOL_POSTINST),)),
+        "tool": dict(version=tool_version, scripts=(("postinst", TOOL_POSTINST),),
+                     files=sample_files("tool") + TOOL_FILES),
         "ca-certificates": dict(files=CA_FILES),
         "openssl": dict(conffiles=("/etc/openssl/openssl.conf",)),
     }
@@ -213,7 +230,6 @@ def test_dpkg_reads_the_database_of_a_child_image(built, tmp_path):
 
 def test_package_layers_keep_stanza_and_md5sums_for_per_layer_scanners(built):
     """trivy reads each layer alone and pairs status.d/<pkg> with <pkg>.md5sums of the same layer."""
-    import tarfile
     repo, *_ = built
     layout = repo / "dist/images.app/app"
     config = blob(layout, manifest(layout)["config"]["digest"])
@@ -228,6 +244,41 @@ def test_package_layers_keep_stanza_and_md5sums_for_per_layer_scanners(built):
         whiteout = tar.getmember("var/lib/dpkg/status.d/.wh..wh..opq")
         assert whiteout.isreg() and whiteout.size == 0
         assert tar.getmember("var/lib/dpkg/status.d").isdir()
+
+
+def layer_members(layout: Path) -> dict[str, tarfile.TarInfo]:
+    """Every path of the image as its layers leave it (the last layer holding a path wins)."""
+    members: dict[str, tarfile.TarInfo] = {}
+    for layer in manifest(layout)["layers"]:
+        data = (layout / "blobs/sha256" / layer["digest"].split(":")[1]).read_bytes()
+        with tarfile.open(fileobj=io.BytesIO(gzip.decompress(data))) as tar:
+            members.update((m.name.lstrip("./"), m) for m in tar.getmembers())
+    return members
+
+
+def test_script_effects_are_applied_in_the_package_layer(built):
+    repo, *_ = built
+    members = layer_members(repo / "dist/images.app/app")
+    owners = {path: (members[path].uid, members[path].gid, members[path].mode & 0o7777)
+              for path in ("var/lib/tool", "var/lib/tool/cache", "var/lib/tool/run")}
+    assert owners == {"var/lib/tool": (42410, 42410, 0o755),  # chown; the upgrade-only chown root is skipped
+                      "var/lib/tool/cache": (42410, 42410, 0o700),  # install -d -o -g -m
+                      "var/lib/tool/run": (42410, 42410, 0o750)}  # tmpfiles.d d line
+
+
+def test_an_unaccepted_effect_stops_the_build_with_the_entry_to_add(built):
+    repo, _, _, _, store, env, _ = built
+    effects = repo / EFFECTS_FILE
+    effects.write_text("{}\n")
+    try:
+        run = run_pants(repo, "package", "images/app", store=store, env=env)
+    finally:
+        effects.write_text(FROBNICATE)
+    assert run.returncode != 0
+    assert "images/app:app: maintainer-script effects that no rule applies and nobody accepted" in run.output
+    assert "tool (postinst): frobnicate --warm /var/lib/tool/cache" in run.output
+    assert "path: /var/lib/tool/cache; not applied: unknown command 'frobnicate'" in run.output
+    assert 'command: "frobnicate --warm /var/lib/tool/cache"' in run.output
 
 
 def test_multi_platform_image_takes_each_architectures_packages_from_the_lock(built, tmp_path):

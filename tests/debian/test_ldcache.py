@@ -115,7 +115,7 @@ def image(tmp_path_factory) -> Path:
         out = work / f"layer{index}"
         out.mkdir()
         spec = PackageLayerSpec(tuple(DebSpec(**deb_spec(t.build(debs))) for t in trees), specs.settings(),
-                                PathFilter())
+                                PathFilter(), specs.accounts())
         result = build_package_layer(spec, str(out))
         blob = (out / "blobs" / "sha256" / result.digest.split(":")[1]).read_bytes()
         with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob))) as tar:

@@ -6,10 +6,12 @@ few facts per package.  This prints them as canonical JSON on stdout, so the
 summary is cached per layer and shared by every image holding the layer:
 
     {"packages": [{"name", "version", "architecture", "source", "dpkg_name", "deb_sha256",
-                   "installed_bytes", "files", "setuid": [path, ...]}]}
+                   "installed_bytes", "files", "setuid": [path, ...],
+                   "script_effects": [[script, command, path], ...]}]}
 
 `installed_bytes` counts each regular file once (hardlinks add no bytes);
-`setuid` lists files and hardlinks with the setuid or setgid bit.
+`setuid` lists files and hardlinks with the setuid or setgid bit; `script_effects` the
+maintainer-script effects no rule applied (to match against the accepted ones).
 """
 
 from __future__ import annotations
@@ -42,7 +44,14 @@ def summarize_package(package: dict) -> dict:
         "installed_bytes": installed_bytes(files),
         "files": sum(1 for f in files if f.get("kind") != "dir"),
         "setuid": setid_paths(files),
+        "script_effects": unapplied_effects(package.get("script_effects") or {}),
     }
+
+
+def unapplied_effects(effects: dict) -> List[List[str]]:
+    found = {(e["script"], e["command"], e["path"]) for e in effects.get("unapplied") or ()}
+    found |= {(e["script"], e["command"], e["path"]) for e in effects.get("by_kind") or ()}
+    return [list(key) for key in sorted(found)]
 
 
 def summarize(layer_metadata: dict) -> dict:

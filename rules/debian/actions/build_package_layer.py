@@ -7,7 +7,8 @@ dpkg_name, deb, conffiles, files, dpkg_metadata, status_paragraph, maintainer_sc
 sorted by name, for cross-layer conflict checks, the system layer (alternatives, accounts, the dpkg
 status file) and SBOMs, whose `files` are what the layer holds (the path filter applied); plus
 `extras/<image path>`: copies of the few package files the system layer is made from.
-The order of `debs` does not matter.
+Each package's maintainer-script effects are applied in the layer (layereffects.py), with the
+accounts of the spec, and recorded as its `script_effects`.  The order of `debs` does not matter.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from oci.actions.tarlayer import FILE, HARDLINK, Entry, LayerError, open_content
 
 from .debfile import DebError
 from .debcontents import DebInput
-from .deblayer import DuplicatePackage, FileConflict, layer_packages_json, package_layer
+from .deblayer import DuplicatePackage, FileConflict, filtered_layer, layer_packages_json, merge_debs
+from .layereffects import AccountIds, apply_effects
 from .pathfilter import PathFilter, PatternError
 
 PACKAGES_JSON = "packages.json"
@@ -64,15 +66,16 @@ class PackageLayerSpec:
     debs: Tuple[DebSpec, ...]
     settings: LayerSettings
     path_filter: PathFilter  # empty: every file
+    accounts: AccountIds  # names the maintainer-script effects may give paths to
 
     def to_json(self) -> dict:
         return {"debs": [d.to_json() for d in self.debs], "settings": self.settings.to_json(),
-                "path_filter": self.path_filter.to_json()}
+                "path_filter": self.path_filter.to_json(), "accounts": self.accounts.to_json()}
 
     @classmethod
     def from_json(cls, value: Mapping) -> "PackageLayerSpec":
         return cls(tuple(DebSpec.from_json(d) for d in value["debs"]), LayerSettings.from_json(value["settings"]),
-                   PathFilter.from_json(value["path_filter"]))
+                   PathFilter.from_json(value["path_filter"]), AccountIds.from_json(value["accounts"]))
 
 
 class DebMismatch(ValueError):
@@ -105,12 +108,16 @@ def build_package_layer(spec: PackageLayerSpec, out_dir: str) -> LayerDescriptor
         verify_deb(deb)
     inputs = [DebInput(deb.path, deb.name, deb.sha256) for deb in spec.debs]
     with tempfile.TemporaryDirectory(prefix="deb-spool-") as spool_dir:
-        layer = package_layer(inputs, spool_dir, spec.path_filter)
+        packages, merged = merge_debs(inputs, spool_dir)
+        # Effects first: a path filter must not decide which of a script's paths exist.
+        with_effects, effects = apply_effects(packages, merged, spec.accounts)
+        layer = filtered_layer(packages, with_effects, merged, spec.path_filter)
         result = write_layer_files(list(layer.entries), spec.settings, out_dir)
         # The system layer's inputs come whole, whatever the path filter leaves in the image.
         write_extras(layer.unfiltered, DEFAULT_EXTRAS, out_dir)
     with open(os.path.join(out_dir, PACKAGES_JSON), "w", encoding="utf-8") as f:
-        json.dump(layer_packages_json(layer.packages), f, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        json.dump(layer_packages_json(layer.packages, effects), f, sort_keys=True, separators=(",", ":"),
+                  ensure_ascii=False)
     return result
 
 

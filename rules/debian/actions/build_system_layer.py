@@ -9,7 +9,9 @@ read it in each layer), and the path filter as dpkg configuration.  The sandbox 
 `packages/*.json` (what every package of the image installed and what its
 scripts would do) and `extras/` (the few package files these are made from);
 the spec holds the users table, the image's declared users and the policy for
-script effects.
+script effects.  The effects themselves were applied in the package layers
+(layereffects.py); here effectcheck.py refuses what nobody applied or accepted, and
+the directories they made are restated so that a later package layer cannot reset them.
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ from typing import Any, Mapping, Tuple
 
 from oci.actions.build_layer import write_layer_files
 from oci.actions.specs import LayerSettings, load_spec
-from oci.actions.tarlayer import FILE, Entry
+from oci.actions.tarlayer import DIR, FILE, Entry
 
 from .accounts import AccountError, Accounts, Group, User, merge_accounts, parse_group, parse_passwd
 from .debcontents import merged_usr_root_links
 from .dpkgdb import StatusError, StatusRecord, dpkg_path_filter_cfg, image_database_entries
+from .effectcheck import UncoveredEffect, check_effects
 from .elf import SharedObject
 from .pathfilter import PathFilter
 from .ldcache import GENERATOR, LD_SO_CACHE, TRIPLETS, ImageTree, LdCacheError, Node, build_ld_cache, cache_bytes
@@ -50,7 +53,7 @@ class SystemLayerSpec:
     declared_users: Tuple[str, ...]  # by the image and its parents
     timezone: str
     effect_policy: Mapping[str, str]  # effect kind -> covered, ignore or error
-    accepted_effects: Mapping[str, Tuple[str, ...]]  # package -> kinds
+    accepted_effects: Mapping[str, Tuple[Mapping[str, str], ...]]  # package -> {script, command, path, reason}
     path_filter: PathFilter  # [debian].path_excludes/path_includes, for /etc/dpkg/dpkg.cfg.d/
     settings: LayerSettings
 
@@ -58,7 +61,7 @@ class SystemLayerSpec:
         return {"image": self.image, "users_table": dict(self.users_table), "users_table_path": self.users_table_path,
                 "declared_users": list(self.declared_users), "timezone": self.timezone,
                 "effect_policy": dict(self.effect_policy),
-                "accepted_effects": {k: list(v) for k, v in self.accepted_effects.items()},
+                "accepted_effects": {k: [dict(e) for e in v] for k, v in self.accepted_effects.items()},
                 "path_filter": self.path_filter.to_json(), "settings": self.settings.to_json()}
 
     @classmethod
@@ -157,37 +160,30 @@ def extras_in(directory: str) -> dict[str, str]:
     return found
 
 
-class UncoveredEffect(Exception):
-    pass
+def effect_directories(chain: ChainPackages) -> list[Entry]:
+    """Directories the package layers' effects made or changed, restated above every package layer.
 
-
-def check_effects(chain: ChainPackages, policy: dict, accepted: dict) -> list[str]:
-    """Refuse script effects nobody replaces; return notes on the ones that are not needed."""
-    problems, notes = [], []
-    for package, effect in chain.findings("effects") + [(p, dict(e, kind="unrecognized"))
-                                                         for p, e in chain.findings("unrecognized")]:
-        kind = effect["kind"]
-        verdict = "ok" if kind in accepted.get(package, ()) else policy.get(kind, "error")
-        line = f"{package} ({effect['script']}): {kind}: {effect['command']}"
-        if verdict == "error":
-            problems.append(line)
-        elif verdict == "ignore":
-            notes.append(line)
-    if problems:
-        raise UncoveredEffect(
-            "maintainer scripts of this image's packages do things no declaration replaces:\n  "
-            + "\n  ".join(problems)
-            + "\nReplace the effect with image files or packages, or accept it for the package in "
-            "`[debian].accepted_script_effects` (package = [kinds]) if the image does not need it."
-        )
-    return notes
+    A later package layer that ships the same directory (glance-api's /etc/glance, root 0755) would
+    otherwise put back the .deb's owner over glance-common's glance:glance 0750.
+    """
+    found: dict[str, tuple[dict, str]] = {}
+    for package in chain.packages:
+        for applied in (package.get("script_effects") or {}).get("applied", ()):
+            if applied["kind"] != DIR:
+                continue
+            earlier = found.get(applied["path"])
+            if earlier is not None and earlier[0] != applied:
+                raise UncoveredEffect(f"{applied['path']}: the maintainer scripts of {earlier[1]} and "
+                                      f"{package['name']} leave it differently ({earlier[0]} and {applied})")
+            found[applied["path"]] = (applied, package["name"])
+    return [Entry(path.lstrip("/"), DIR, int(a["mode"], 8), a["uid"], a["gid"]) for path, (a, _) in sorted(found.items())]
 
 
 def system_entries(spec: SystemLayerSpec, warnings: list | None = None) -> list[Entry]:
     chain = ChainPackages.load("packages")
     extras = extras_in("extras")
     installed = chain.installed()
-    check_effects(chain, spec.effect_policy, spec.accepted_effects)
+    check_effects(chain.packages, spec.effect_policy, spec.accepted_effects)
     candidates = [Alternative.from_json(a) for _, a in chain.findings("alternatives")]
     certificates = {path: read_extra(extras, path) for path in extras if path.startswith(CA_CERT_DIR + "/")}
     entries = account_entries(table_accounts(spec, chain), extras)
@@ -201,7 +197,8 @@ def system_entries(spec: SystemLayerSpec, warnings: list | None = None) -> list[
     if chain.packages:
         entries += ld_cache_entries(chain, extras, entries)
         entries += dpkg_entries(chain, spec.path_filter)
-    return entries
+    taken = {e.path for e in entries}
+    return entries + [e for e in effect_directories(chain) if e.path not in taken]
 
 
 def dpkg_entries(chain: ChainPackages, path_filter: PathFilter) -> list[Entry]:

@@ -45,12 +45,24 @@ def package_layer(debs: Sequence[DebInput], spool_dir: str, path_filter: PathFil
 
     File contents are spooled to `spool_dir`, which must outlive the writing of the layer.
     """
+    packages, entries = merge_debs(debs, spool_dir)
+    return filtered_layer(packages, entries, entries, path_filter)
+
+
+def merge_debs(debs: Sequence[DebInput], spool_dir: str) -> Tuple[List[InstalledPackage], List[Entry]]:
+    """The packages of `debs`, by name then architecture, and their merged files."""
     packages = sorted((read_package(deb, os.path.join(spool_dir, f"{index}.spool")) for index, deb in enumerate(debs)),
                       key=lambda p: (p.name, p.control.architecture))
     check_unique_packages(packages)
-    unfiltered = merge_packages(packages)
-    kept = filter_entries(unfiltered, path_filter)
-    installed = only_installed(packages, kept) if path_filter else packages
+    return packages, merge_packages(packages)
+
+
+def filtered_layer(packages: Sequence[InstalledPackage], entries: Sequence[Entry], unfiltered: Sequence[Entry],
+                   path_filter: PathFilter) -> PackageLayer:
+    """The layer: `entries` (the merged files, with script effects applied) that the path filter keeps, then
+    the dpkg database files of what it holds."""
+    kept = filter_entries(entries, path_filter)
+    installed = only_installed(packages, kept) if path_filter else list(packages)
     metadata = [entry for package in installed for entry in dpkg_metadata_entries(package)]
     return PackageLayer(tuple(kept + metadata), tuple(installed), tuple(unfiltered))
 
@@ -124,12 +136,14 @@ def check_parents(owners: Mapping[str, Owned]) -> None:
             parent = posixpath.dirname(parent)
 
 
-def layer_packages_json(packages: Iterable[InstalledPackage]) -> dict:
-    """packages.json: what each package installed, with the dpkg database files that record it.
+def layer_packages_json(packages: Iterable[InstalledPackage], effects: Mapping[Tuple[str, str], dict]) -> dict:
+    """packages.json: what each package installed, with the dpkg database files that record it, its
+    stanza and what its maintainer scripts' effects did (layereffects.py).
 
     `status_paragraph` is the package's stanza, for the image's var/lib/dpkg/status (the system layer
     reads packages.json, not the layers).
     """
     return {"packages": [dict(package.to_json(), dpkg_metadata=sorted(e.path for e in dpkg_metadata_entries(package)),
-                              status_paragraph=status_paragraph(package))
+                              status_paragraph=status_paragraph(package),
+                              script_effects=effects[(package.name, package.control.architecture)])
                          for package in packages]}

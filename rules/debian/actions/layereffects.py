@@ -1,0 +1,154 @@
+"""Apply each package's maintainer-script effects inside its own package layer.
+
+The effects go where the package's files are, so every image that adds the layer shares them:
+owners and modes of the package's paths change in place, directories and copies become new
+entries of the layer.  Packages are planned one by one in name order, each on the layer's
+paths; two packages that make the same path differently are refused, as two packages
+shipping it differently are.  What was applied, skipped (upgrade-only) and left unapplied is
+recorded per package under `script_effects` in packages.json, for the system layer's check
+and for audits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Dict, List, Mapping, Sequence, Tuple
+
+from oci.actions.tarlayer import DIR, FILE, HARDLINK, Entry
+
+from .debcontents import InstalledPackage
+from .deblayer import FileConflict
+from .scriptcommands import HANDLED_KINDS, scan_commands
+from .scripteffects import Accounts, FinalEntry, PackageInput, PathState, Plan, final_entries, first_path, plan
+
+TMPFILES_DIRS = ("usr/lib/tmpfiles.d/",)
+UNIT_DIRS = ("usr/lib/systemd/system/",)  # /lib/systemd/system after the merged-/usr move
+
+
+# base-passwd's static accounts (passwd.master and group.master of bookworm): the same ids on
+# every Debian system, so an effect may name them before the system layer writes /etc/passwd.
+BASE_USERS = {"root": (0, 0), "daemon": (1, 1), "bin": (2, 2), "sys": (3, 3), "sync": (4, 65534),
+              "games": (5, 60), "man": (6, 12), "lp": (7, 7), "mail": (8, 8), "news": (9, 9), "uucp": (10, 10),
+              "proxy": (13, 13), "www-data": (33, 33), "backup": (34, 34), "list": (38, 38), "irc": (39, 39),
+              "_apt": (42, 65534), "nobody": (65534, 65534)}
+BASE_GROUPS = {"root": 0, "daemon": 1, "bin": 2, "sys": 3, "adm": 4, "tty": 5, "disk": 6, "lp": 7, "mail": 8,
+               "news": 9, "uucp": 10, "man": 12, "proxy": 13, "kmem": 15, "dialout": 20, "fax": 21, "voice": 22,
+               "cdrom": 24, "floppy": 25, "tape": 26, "sudo": 27, "audio": 29, "dip": 30, "www-data": 33,
+               "backup": 34, "operator": 37, "list": 38, "irc": 39, "src": 40, "shadow": 42, "utmp": 43,
+               "video": 44, "sasl": 45, "plugdev": 46, "staff": 50, "games": 60, "users": 100, "nogroup": 65534}
+
+
+@dataclass(frozen=True)
+class AccountIds:
+    """Names to ids for the effect rules: base-passwd's static accounts, then the users table."""
+
+    users: Mapping[str, int]
+    groups: Mapping[str, int]
+    primary_gid: Mapping[str, int]
+
+    def to_json(self) -> dict:
+        return {"users": dict(self.users), "groups": dict(self.groups), "primary_gid": dict(self.primary_gid)}
+
+    @classmethod
+    def from_json(cls, value: Mapping) -> "AccountIds":
+        return cls(dict(value["users"]), dict(value["groups"]), dict(value["primary_gid"]))
+
+    def accounts(self) -> Accounts:
+        return Accounts(self.users, self.groups, self.primary_gid)
+
+    @classmethod
+    def with_base(cls, table: Mapping) -> "AccountIds":
+        """The users table ({"users": {name: {uid, gid}}, "groups": {name: gid}}) over base-passwd's ids."""
+        users = {name: uid for name, (uid, _) in BASE_USERS.items()}
+        primary = {name: gid for name, (_, gid) in BASE_USERS.items()}
+        users.update({name: int(u["uid"]) for name, u in table["users"].items()})
+        primary.update({name: int(u["gid"]) for name, u in table["users"].items()})
+        return cls(users, {**BASE_GROUPS, **{k: int(v) for k, v in table["groups"].items()}}, primary)
+
+
+def read_text(entry: Entry, by_path: Mapping[str, Entry]) -> str:
+    if entry.kind == HARDLINK:
+        entry = by_path[entry.target]
+    stream, size = entry.opener() if entry.opener else (None, 0)
+    if stream is None:
+        return (entry.data or b"").decode("utf-8", "replace")
+    with stream:
+        return stream.read(size).decode("utf-8", "replace")
+
+
+def kind_effects(package: InstalledPackage) -> List[dict]:
+    """The scanner's findings of kinds no rule handles, with their path: the policy judges them per image."""
+    return [{"script": e.script, "command": e.command, "kind": e.kind, "path": first_path(e.command)}
+            for e in package.findings.effects if e.kind not in HANDLED_KINDS]
+
+
+def package_input(package: InstalledPackage, by_path: Mapping[str, Entry]) -> PackageInput:
+    """The package's paths as the layer holds them now (earlier packages' effects included)."""
+    own = [by_path[f.path] for f in package.files if f.path in by_path]
+    files = tuple(PathState("/" + e.path, e.kind, e.mode, e.uid, e.gid) for e in own)
+    texts = {"/" + e.path: e for e in own if e.kind in (FILE, HARDLINK)}
+    tmpfiles = {p: read_text(e, by_path) for p, e in texts.items()
+                if p.startswith(tuple("/" + d for d in TMPFILES_DIRS)) and p.endswith(".conf")}
+    units = {p: read_text(e, by_path) for p, e in texts.items()
+             if p.startswith(tuple("/" + d for d in UNIT_DIRS)) and p.endswith(".service")}
+    others = frozenset("/" + p for p in by_path) - {f.path for f in files}
+    return PackageInput(package.name, scan_commands(package.control.scripts, package.name), files, tmpfiles, units,
+                        others)
+
+
+def apply_effects(packages: Sequence[InstalledPackage], entries: Sequence[Entry], ids: AccountIds
+                  ) -> Tuple[List[Entry], Dict[Tuple[str, str], dict]]:
+    """The layer's entries with every package's effects applied, and each package's record."""
+    by_path: Dict[str, Entry] = {e.path: e for e in entries}
+    made: Dict[str, Tuple[FinalEntry, str]] = {}
+    records: Dict[Tuple[str, str], dict] = {}
+    for package in packages:
+        package_in = package_input(package, by_path)
+        result = plan(package_in, ids.accounts())
+        for final in final_entries(package_in, result):
+            by_path[final.path.lstrip("/")] = effect_entry(final, by_path, made, package.name)
+        records[(package.name, package.control.architecture)] = dict(
+            record(result, final_entries(package_in, result)), by_kind=kind_effects(package))
+    return [by_path[p] for p in sorted(by_path)], records
+
+
+def effect_entry(final: FinalEntry, by_path: Mapping[str, Entry], made: Dict[str, Tuple[FinalEntry, str]],
+                 package: str) -> Entry:
+    path = final.path.lstrip("/")
+    earlier = made.get(path)
+    if earlier is not None and earlier[0] != final:
+        raise FileConflict(f"{final.path}: the maintainer scripts of {earlier[1]} and {package} leave it "
+                           f"differently ({describe(earlier[0])} and {describe(final)})")
+    made[path] = (final, package)
+    existing = by_path.get(path)
+    if final.source is not None:
+        source = by_path[final.source.lstrip("/")]
+        source = by_path[source.target] if source.kind == HARDLINK else source
+        return Entry(path, FILE, final.mode, final.uid, final.gid, data=source.data, source=source.source,
+                     opener=source.opener)
+    if final.kind == FILE and existing is None:  # touch: an empty file
+        return Entry(path, FILE, final.mode, final.uid, final.gid, data=b"")
+    if existing is None:
+        return Entry(path, DIR, final.mode, final.uid, final.gid)
+    # owner names in the tar header would disagree with the new ids: numeric only, as runtimes read them
+    return dataclasses.replace(existing, mode=final.mode, uid=final.uid, gid=final.gid, uname="", gname="")
+
+
+def describe(final: FinalEntry) -> str:
+    return f"{final.kind} {final.uid}:{final.gid} {final.mode:04o}"
+
+
+def record(result: Plan, finals: Sequence[FinalEntry]) -> dict:
+    """packages.json's `script_effects` of one package."""
+    value = result.to_json()
+    return {
+        "applied": [{"path": f.path, "kind": f.kind, "uid": f.uid, "gid": f.gid, "mode": f"{f.mode:04o}",
+                     **({"source": f.source} if f.source else {})} for f in finals],
+        "removed": [r.path for r in result.removals],
+        "commands": value,
+        "needs": value.pop("needs"),
+        "absent": value.pop("absent"),
+        "unapplied": value.pop("unapplied"),
+        "skipped": value.pop("skipped"),
+    }
