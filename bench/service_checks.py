@@ -1,31 +1,54 @@
 #!/usr/bin/env python3
-"""Service checks of the image set: each service starts as deployed and answers a real request.
+"""Service checks of the image set: each service is run as kolla-ansible runs it and answers a real request.
 
     ./pants package ::                      # build the layouts first
     python3 bench/service_checks.py         # every service; exits non-zero if any fails
     python3 bench/service_checks.py keystone mariadb --json out.json
 
 Decisions:
-- The service container runs the image as built: its own User, Entrypoint and Cmd, no --user, no
-  command. What a deployment adds is all it gets: config files from bench/service-config/<service>/
-  mounted read-only at their /etc paths, and named volumes for state (datadir, fernet and credential
-  keys, the glance store, the rabbitmq node). A new named volume takes the owner and mode of the
-  image's directory at its mount point (the container's user where the image has none), as in
-  kolla-ansible, so the image's directories are what is checked. Nothing is created or chowned as
-  root and no file missing from an image is mounted in: a check that fails names an image gap.
-- Bootstrap steps (mariadb-install-db with the flags of Debian's postinst, keystone-manage, glance-manage,
-  nova-manage, neutron-db-manage) are one-shot containers of the service's image, as its default user, with
-  the same mounts. Commands inside a running service (rabbitmq-diagnostics ping, a query on mariadb's unix
-  socket, the SQL that creates databases and accounts) go through `podman exec`, as the container's user.
-- nova-api and neutron-server use the mariadb image as their database: mariadb is the first container of
-  the check, the bootstrap steps and the service join its namespace. keystone and glance use SQLite in
-  their state volume (/var/lib/keystone, /var/lib/glance). No Keystone and no message bus behind
-  glance, nova or neutron: noauth, and GET / needs neither.
-- Networking: every container runs with `--network none --name X` (the service, or mariadb where a
-  service needs it, and standalone bootstrap steps) or joins one with `--network container:X`, all on
-  127.0.0.1. No bridge network, no pod (`podman pod create` fails here),
-  no other address. Clients run in a container of our images in that namespace: python3 from
-  openstack-base with bench/service-config/clients/client.py (kombu for AMQP), mariadb's own client.
+- Kolla's runtime contract, as kolla-ansible drives it. Every container of a service image runs the
+  image as built (its own User, Entrypoint and Cmd `kolla_start`; no --user, no command) with what
+  kolla-ansible gives it: the service's config directory bench/service-config/<service>/ bind-mounted
+  read-only at /var/lib/kolla/config_files (config.json: command, config_files, directories,
+  permissions; the files it copies into place), KOLLA_CONFIG_STRATEGY=COPY_ALWAYS, KOLLA_SERVICE_NAME
+  (kolla-ansible's container name, _ -> -), a kolla_logs volume on /var/log/kolla and named volumes
+  for state (datadir, fernet keys, glance store, rabbitmq node). config.json entries follow
+  kolla-ansible's templates/<service>.json.j2; the `permissions` and `directories` entries are only
+  the ones those templates have (log directories; /var/lib/mysql, /var/lib/rabbitmq, /var/lib/glance
+  and /etc/keystone/fernet-keys chowned), with /var/log/kolla left to our kolla_set_configs (the
+  templates give it to fluentd, an account these images do not have). Nothing else is created,
+  chowned or copied in: no paste .ini, no directory an image's packages should own. A check that
+  fails names an image gap.
+- Bootstraps as kolla-ansible runs them: a one-shot container of the service's image with the same
+  config directory and volumes. keystone and mariadb: KOLLA_BOOTSTRAP (empty, as kolla-ansible sets
+  it) and the default command, so the image's kolla_extend_start does the work (keystone-manage
+  db_sync; mariadb-install-db with BOOTSTRAP_ARGS, the flags of Debian's postinst). Explicit
+  commands where kolla-ansible gives one: `bash -c 'sudo -E kolla_set_configs && keystone-manage
+  fernet_setup ...'`, `... nova-manage cell_v2 map_cell0 ...`. glance-api, nova-api and
+  neutron-server have no bootstrap hook (kolla-ansible's bootstrap_glance, nova_api_bootstrap and
+  bootstrap_neutron rely on Kolla's kolla_extend_start), so their schema syncs run in that same
+  explicit form. `keystone-manage bootstrap` goes through `podman exec` into the running keystone
+  container, where kolla-ansible execs kolla_keystone_bootstrap (which our image lacks). No
+  rabbitmq bootstrap container: the image has no hook for it, and the node writes its own cookie.
+- The config.json command of each image is the one docs/images.md gives (Debian's binaries and
+  paths, not those of Kolla's source images). Services log to stderr rather than /var/log/kolla
+  files, so a failure shows the service's own log.
+- Kolla's healthcheck for the image (healthcheck_listen memcached 11211, healthcheck_rabbitmq,
+  healthcheck.sh --connect --galera_online, healthcheck_curl on the API) runs through `podman exec`
+  in the running service container, retried until it passes within a bounded time; it must pass
+  before the request is made. mariadb runs as a one-node Galera cluster (galera.cnf, as
+  kolla-ansible renders it for one host), so --galera_online means something.
+- nova-api and neutron-server use the mariadb image as their database: mariadb is the first
+  container of the check, the bootstraps and the service join its namespace. keystone and glance use
+  SQLite in their state volume (/var/lib/keystone, /var/lib/glance). No Keystone and no message bus
+  behind glance, nova or neutron: noauth, and GET / needs neither. SQL (accounts, databases) goes
+  through `podman exec` on mariadb's socket as the mysql account (bench/service-config/sql/).
+- Networking: the first container of a check runs with `--network none --name X` (the service, or
+  mariadb where a service needs it; keystone's and glance's standalone bootstraps too), the others
+  join it with `--network container:X`, all on 127.0.0.1. No bridge network, no pod (`podman pod
+  create` fails here), no other address. Clients run in a container of our images in that namespace:
+  python3 from openstack-base with bench/service-config/clients/client.py (kombu for AMQP),
+  mariadb's own client.
 - podman runs with `--runtime runc` and `--ulimit nofile=1024:1024 --ulimit nproc=1024:1024` (crun fails
   here). Every wait is bounded. A failure names the image and the command and shows the last lines of
   the service container's log. Containers and volumes are removed afterwards, also on failure; the images
@@ -53,6 +76,7 @@ RUNTIME = ("--runtime", "runc")
 LIMITS = ("--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024")
 CLIENT_IMAGE = "openstack-base"
 CLIENT_MOUNT = f"{CONFIG}/clients:/check:ro"
+KOLLA_CONFIG_DIR = "/var/lib/kolla/config_files"
 LOG_LINES = 25
 
 
@@ -103,7 +127,10 @@ class Session:
         return name
 
     def volume(self, role: str) -> str:
+        """A named volume of this check (created on first use): kolla_logs, or a service's state."""
         name = f"svcchk-{os.getpid()}-{self.service}-{role}"
+        if name in self.volumes:
+            return name
         proc = self.podman_run(["volume", "create", name], 30)
         if proc.returncode:
             raise CheckFailed(self.service, ["podman", "volume", "create", name], tail(proc.stdout))
@@ -122,7 +149,7 @@ def tail(output: bytes, lines: int = 8) -> str:
     return "\n".join(output.decode(errors="replace").rstrip().splitlines()[-lines:])
 
 
-KEY_LINE = re.compile(r"CRITICAL|\[ERROR\]|\b\w+(Error|Exception|NotFound): |Permission denied|No such file|"
+KEY_LINE = re.compile(r"CRITICAL|\[ERROR\]|^ERROR: |\b\w+(Error|Exception|NotFound): |Permission denied|No such file|"
                       r"eacces|Failed to ")
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d[ T][\d:.,+]+\s+(\d+\s+)?")
 
@@ -139,38 +166,79 @@ def key_line(output: bytes) -> str:
     return (critical or first_error or lines or [""])[-1][:240]
 
 
-def mount(service: str, relpath: str, target: str) -> str:
-    """A config file of bench/service-config/<service>/, mounted read-only where the service reads it."""
-    return f"{os.path.join(CONFIG, service, relpath)}:{target}:ro"
+def sql(name: str) -> bytes:
+    """An SQL file of bench/service-config/sql/, run on mariadb by the check (not a config file)."""
+    with open(os.path.join(CONFIG, "sql", name), "rb") as f:
+        return f.read()
 
 
-def run_args(s: Session, role: str, network: str, mounts: Sequence[str], detach: bool = False) -> List[str]:
-    args = [*RUNTIME, "run", "-d" if detach else "--rm", "--name", s.name(role), f"--network={network}", *LIMITS]
+@dataclass(frozen=True)
+class Kolla:
+    """What kolla-ansible gives one container: its container name (KOLLA_SERVICE_NAME), the service's
+    config directory, the kolla_logs volume, state volumes, and any further environment."""
+    name: str
+    service: str
+    volumes: Tuple[str, ...] = ()
+    env: Tuple[str, ...] = ()
+
+    def args(self, s: Session) -> List[str]:
+        args = ["-e", "KOLLA_CONFIG_STRATEGY=COPY_ALWAYS", "-e", f"KOLLA_SERVICE_NAME={self.name.replace('_', '-')}"]
+        for item in self.env:
+            args += ["-e", item]
+        for m in (f"{os.path.join(CONFIG, self.service)}:{KOLLA_CONFIG_DIR}:ro",
+                  f"{s.volume('kolla_logs')}:/var/log/kolla", *self.volumes):
+            args += ["-v", m]
+        return args
+
+    def bootstrap(self, *env: str) -> "Kolla":
+        """The same container as a bootstrap (kolla-ansible names it bootstrap_<name>), with more environment."""
+        return Kolla(f"bootstrap_{self.name}", self.service, self.volumes, (*self.env, *env))
+
+
+def run_args(s: Session, kolla: Optional[Kolla], network: str, mounts: Sequence[str] = (),
+             detach: bool = False, role: str = "") -> List[str]:
+    name = s.name(kolla.name if kolla else role)
+    args = [*RUNTIME, "run", "-d" if detach else "--rm", "--name", name, f"--network={network}", *LIMITS]
     for m in mounts:
         args += ["-v", m]
-    return args
+    return args + (kolla.args(s) if kolla else [])
 
 
-def oneshot(s: Session, image: str, role: str, argv: Sequence[str], network: str = "none",
-            mounts: Sequence[str] = (), timeout: float = 180.0) -> str:
-    """Run `argv` in `image` as its default user; its output is returned, or is the failure's log."""
-    proc = s.podman_run([*run_args(s, role, network, mounts), s.image(image), *argv], timeout)
+def failure(proc: subprocess.CompletedProcess, what: str = "its output") -> str:
+    return (f"exit {proc.returncode}: {key_line(proc.stdout)}\n"
+            f"--- {what}, last {LOG_LINES} lines\n{tail(proc.stdout, LOG_LINES)}")
+
+
+def oneshot(s: Session, image: str, kolla: Optional[Kolla], argv: Sequence[str] = (), network: str = "none",
+            mounts: Sequence[str] = (), timeout: float = 180.0, role: str = "") -> str:
+    """Run `image` to completion as its default user: with `argv` as its command, or its own command (a
+    Kolla bootstrap); its output is returned, or is the failure's log."""
+    command = tuple(argv) or default_command(s, image, kolla)
+    proc = s.podman_run([*run_args(s, kolla, network, mounts, role=role), s.image(image), *argv], timeout)
     if proc.returncode:
-        raise CheckFailed(image, argv, f"exit {proc.returncode}: {key_line(proc.stdout)}\n"
-                                       f"--- its output, last {LOG_LINES} lines\n{tail(proc.stdout, LOG_LINES)}")
+        raise CheckFailed(image, command, failure(proc))
     return proc.stdout.decode(errors="replace")
 
 
-def default_command(s: Session, image: str) -> Tuple[str, ...]:
+def kolla_oneshot(s: Session, image: str, kolla: Kolla, command: str, network: str = "none",
+                  timeout: float = 300.0) -> str:
+    """kolla-ansible's explicit-command bootstrap: `bash -c 'sudo -E kolla_set_configs && COMMAND'`."""
+    return oneshot(s, image, kolla, ("bash", "-c", f"sudo -E kolla_set_configs && {command}"), network,
+                   timeout=timeout)
+
+
+def default_command(s: Session, image: str, kolla: Optional[Kolla] = None) -> Tuple[str, ...]:
     """The image config's User, Entrypoint and Cmd, for the record: `podman run` is given none of them."""
     proc = s.podman_run(["image", "inspect", "--format", "{{json .Config}}", s.image(image)], 30)
     config = json.loads(proc.stdout or b"{}") if proc.returncode == 0 else {}
-    return (f"(user {config.get('User') or 'root'})", *(config.get("Entrypoint") or ()), *(config.get("Cmd") or ()))
+    env = tuple(e for e in (kolla.env if kolla else ()) if e.startswith(("KOLLA_BOOTSTRAP", "BOOTSTRAP_ARGS")))
+    return (f"(user {config.get('User') or 'root'}{', ' if env else ''}{' '.join(env)})",
+            *(config.get("Entrypoint") or ()), *(config.get("Cmd") or ()))
 
 
-def start(s: Session, image: str, role: str, network: str = "none", mounts: Sequence[str] = ()) -> str:
+def start(s: Session, image: str, kolla: Kolla, network: str = "none") -> str:
     """Start the image's own Entrypoint and Cmd as its own User, detached; returns the container's name."""
-    args = run_args(s, role, network, mounts, detach=True)
+    args = run_args(s, kolla, network, detach=True)
     name = args[args.index("--name") + 1]
     command = default_command(s, image)
     proc = s.podman_run([*args, s.image(image)], 120)
@@ -184,26 +252,8 @@ def client(s: Session, service: str, argv: Sequence[str], image: str = "", timeo
            wait: int = 10) -> str:
     """client.py in openstack-base (or `image`'s own argv) inside the network namespace of `service`."""
     command = argv if image else ("python3", "/check/client.py", str(wait), *argv)
-    return oneshot(s, image or CLIENT_IMAGE, "client", command, f"container:{service}",
-                   () if image else (CLIENT_MOUNT,), timeout=timeout)
-
-
-def wait_port(s: Session, image: str, service: str, port: int, seconds: float) -> None:
-    """Until 127.0.0.1:`port` accepts connections in the namespace of `service`, while that container runs."""
-    deadline, last = time.monotonic() + seconds, "not tried"
-    while time.monotonic() < deadline:
-        alive, state = running(s, service)
-        if not alive:
-            raise CheckFailed(image, s.services[service], f"service container {state} before it listened "
-                                                          f"on 127.0.0.1:{port}")
-        try:
-            client(s, service, ("port", str(port)), timeout=60, wait=3)
-            return
-        except CheckFailed as failed:
-            last = failed.reason.splitlines()[-1]
-        time.sleep(1)
-    raise CheckFailed(image, s.services[service], f"nothing listened on 127.0.0.1:{port} within "
-                                                   f"{seconds:.0f} s; last: {last}")
+    return oneshot(s, image or CLIENT_IMAGE, None, command, f"container:{service}",
+                   () if image else (CLIENT_MOUNT,), timeout=timeout, role="client")
 
 
 def running(s: Session, container: str) -> Tuple[bool, str]:
@@ -228,7 +278,7 @@ def wait_exec(s: Session, image: str, container: str, argv: Sequence[str], secon
         alive, state = running(s, container)
         if not alive:
             raise CheckFailed(image, s.services[container], f"service container {state} while waiting for "
-                                                            f"`{' '.join(argv)}`")
+                                                            f"`{' '.join(argv)}`; last: {last.splitlines()[0]}")
         try:
             return podman_exec(s, image, container, argv, timeout=max(5.0, min(30.0, deadline - time.monotonic())))
         except CheckFailed as failed:
@@ -237,109 +287,125 @@ def wait_exec(s: Session, image: str, container: str, argv: Sequence[str], secon
     raise CheckFailed(image, argv, f"did not succeed within {seconds:.0f} s; last: {last}")
 
 
+def healthcheck(s: Session, image: str, container: str, seconds: float = 90.0) -> str:
+    """Kolla's healthcheck of `image` (HEALTHCHECKS) in its running container, until it passes."""
+    output = wait_exec(s, image, container, HEALTHCHECKS[image], seconds).strip()
+    return f"healthcheck `{' '.join(HEALTHCHECKS[image])}` passed" + (f" ({output.splitlines()[-1]})"
+                                                                       if output else "")
+
+
+# kolla-ansible's healthcheck test of each image (roles/<service>/defaults/main.yml), on 127.0.0.1.
+HEALTHCHECKS: Dict[str, Tuple[str, ...]] = {
+    "memcached": ("healthcheck_listen", "memcached", "11211"),
+    "rabbitmq": ("healthcheck_rabbitmq",),
+    "mariadb": ("/usr/bin/healthcheck.sh", "--defaults-file", "/etc/mysql/healthcheck.cnf", "--connect",
+                "--galera_online"),
+    "keystone": ("healthcheck_curl", "http://127.0.0.1:5000/healthcheck"),
+    "glance-api": ("healthcheck_curl", "http://127.0.0.1:9292/healthcheck"),
+    "nova-api": ("healthcheck_curl", "http://127.0.0.1:8774"),
+    "neutron-server": ("healthcheck_curl", "http://127.0.0.1:9696/healthcheck"),
+}
+
+
 # --- the checks -------------------------------------------------------------------------------------------
 
 
 def check_memcached(s: Session) -> str:
-    server = start(s, "memcached", "server")
-    wait_port(s, "memcached", server, 11211, 30)
-    return client(s, server, ("memcached", "11211"))
+    server = start(s, "memcached", Kolla("memcached", "memcached"))
+    health = healthcheck(s, "memcached", server, 30)
+    return f"{health}; {client(s, server, ('memcached', '11211')).strip()}"
 
 
-MARIADB_INSTALL_DB = ("mariadb-install-db", "--rpm", "--cross-bootstrap", "--user=mysql", "--disable-log-bin",
-                      "--skip-test-db")  # Debian's mariadb-server postinst, without root
+# Debian's mariadb-server postinst flags, without root; the hook adds --datadir and --skip-test-db.
+MARIADB_BOOTSTRAP_ARGS = "BOOTSTRAP_ARGS=--rpm --cross-bootstrap --user=mysql --disable-log-bin"
 
 
-def start_mariadb(s: Session, sql: str = "") -> str:
-    """A bootstrapped mariadb, first in its network namespace; `sql` (a service-config file) run on it."""
-    datadir = s.volume("datadir")
-    mounts = (f"{datadir}:/var/lib/mysql", mount("mariadb", "99-service-check.cnf",
-                                                 "/etc/mysql/mariadb.conf.d/99-service-check.cnf"))
-    oneshot(s, "mariadb", "install-db", MARIADB_INSTALL_DB, mounts=mounts)
-    db = start(s, "mariadb", "db", mounts=mounts)
-    wait_exec(s, "mariadb", db, ("mariadb-admin", "--connect-timeout=5", "ping"), 60)
-    if sql:
-        with open(os.path.join(CONFIG, sql), "rb") as f:
-            podman_exec(s, "mariadb", db, ("mariadb", "--batch"), stdin=f.read())
-    return db
+def start_mariadb(s: Session, *sql_files: str) -> Tuple[str, str]:
+    """A bootstrapped one-node Galera mariadb, first in its network namespace, healthy, with the monitor
+    account of its healthcheck and then `sql_files` run on it; (its container, its healthcheck line)."""
+    mariadb = Kolla("mariadb", "mariadb", (f"{s.volume('mariadb')}:/var/lib/mysql",))
+    oneshot(s, "mariadb", mariadb.bootstrap("KOLLA_BOOTSTRAP=", MARIADB_BOOTSTRAP_ARGS))
+    db = start(s, "mariadb", mariadb)
+    wait_exec(s, "mariadb", db, ("mariadb-admin", "--connect-timeout=5", "ping"), 90)
+    for name in ("mariadb-monitor.sql", *sql_files):
+        podman_exec(s, "mariadb", db, ("mariadb", "--batch"), stdin=sql(name))
+    return db, healthcheck(s, "mariadb", db, 60)
 
 
 def check_mariadb(s: Session) -> str:
-    db = start_mariadb(s, "mariadb/check-user.sql")
+    db, health = start_mariadb(s, "mariadb-check-user.sql")
     query = "SELECT CONCAT(CURRENT_USER(), ' ', VERSION())"
     on_socket = podman_exec(s, "mariadb", db, ("mariadb", "--batch", "--skip-column-names", "-e", query))
     on_tcp = client(s, db, ("mariadb", "--batch", "--skip-column-names", "--protocol=tcp", "-h", "127.0.0.1",
                             "-P", "3306", "-u", "check", "-pservice-check", "-e", query), image="mariadb")
-    return f"socket: {on_socket.strip()}; tcp: {on_tcp.strip().splitlines()[-1]}"
+    return f"{health}; socket: {on_socket.strip()}; tcp: {on_tcp.strip().splitlines()[-1]}"
 
 
 def check_rabbitmq(s: Session) -> str:
-    state = s.volume("state")
-    server = start(s, "rabbitmq", "server", mounts=(
-        f"{state}:/var/lib/rabbitmq", mount("rabbitmq", "rabbitmq.conf", "/etc/rabbitmq/rabbitmq.conf"),
-        mount("rabbitmq", "rabbitmq-env.conf", "/etc/rabbitmq/rabbitmq-env.conf")))
-    ping = wait_exec(s, "rabbitmq", server, ("rabbitmq-diagnostics", "-q", "ping", "-t", "10"), 120)
+    server = start(s, "rabbitmq", Kolla("rabbitmq", "rabbitmq", (f"{s.volume('rabbitmq')}:/var/lib/rabbitmq",)))
+    health = healthcheck(s, "rabbitmq", server, 120)
     amqp = client(s, server, ("amqp", "5672"))
-    return f"ping: {ping.strip().splitlines()[-1]}; {amqp.strip().splitlines()[-1]}"
+    return f"{health}; {amqp.strip().splitlines()[-1]}"
 
 
-KEYSTONE_BOOTSTRAP = ("keystone-manage", "bootstrap", "--bootstrap-password", "service-check",
-                      "--bootstrap-admin-url", "http://127.0.0.1:5000/v3",
-                      "--bootstrap-public-url", "http://127.0.0.1:5000/v3", "--bootstrap-region-id", "RegionOne")
+# kolla-ansible's register.yml execs kolla_keystone_bootstrap in the keystone container; that wraps this.
+KEYSTONE_BOOTSTRAP = ("keystone-manage", "bootstrap", "--bootstrap-username", "admin", "--bootstrap-password",
+                      "service-check", "--bootstrap-project-name", "admin", "--bootstrap-role-name", "admin",
+                      "--bootstrap-admin-url", "http://127.0.0.1:5000", "--bootstrap-internal-url",
+                      "http://127.0.0.1:5000", "--bootstrap-public-url", "http://127.0.0.1:5000",
+                      "--bootstrap-region-id", "RegionOne")
+FERNET_SETUP = ("keystone-manage --config-file /etc/keystone/keystone.conf fernet_setup --keystone-user keystone "
+                "--keystone-group keystone")
 
 
 def check_keystone(s: Session) -> str:
-    mounts = (f"{s.volume('state')}:/var/lib/keystone", f"{s.volume('fernet')}:/etc/keystone/fernet-keys",
-              f"{s.volume('credential')}:/etc/keystone/credential-keys",
-              mount("keystone", "keystone.conf", "/etc/keystone/keystone.conf"))
-    for role, argv in (("db-sync", ("keystone-manage", "db_sync")),
-                       ("fernet-setup", ("keystone-manage", "fernet_setup", "--keystone-user", "keystone",
-                                         "--keystone-group", "keystone")),
-                       ("credential-setup", ("keystone-manage", "credential_setup", "--keystone-user", "keystone",
-                                             "--keystone-group", "keystone")),
-                       ("bootstrap", KEYSTONE_BOOTSTRAP)):
-        oneshot(s, "keystone", role, argv, mounts=mounts)
-    server = start(s, "keystone", "server", mounts=mounts)
-    wait_port(s, "keystone", server, 5000, 60)
-    return client(s, server, ("keystone", "5000", "service-check"))
+    keystone = Kolla("keystone", "keystone", (f"{s.volume('keystone')}:/var/lib/keystone",
+                                              f"{s.volume('keystone_fernet_tokens')}:/etc/keystone/fernet-keys"))
+    oneshot(s, "keystone", keystone.bootstrap("KOLLA_BOOTSTRAP="))  # kolla_extend_start: keystone-manage db_sync
+    kolla_oneshot(s, "keystone", Kolla("bootstrap_keystone_fernet", "keystone", keystone.volumes), FERNET_SETUP)
+    server = start(s, "keystone", keystone)
+    health = healthcheck(s, "keystone", server)
+    podman_exec(s, "keystone", server, KEYSTONE_BOOTSTRAP, timeout=120)
+    return f"{health}; {client(s, server, ('keystone', '5000', 'service-check')).strip()}"
 
 
 def check_glance(s: Session) -> str:
-    mounts = (f"{s.volume('state')}:/var/lib/glance",
-              mount("glance-api", "glance-api.conf", "/etc/glance/glance-api.conf"))
-    oneshot(s, "glance-api", "db-sync", ("glance-manage", "--config-file", "/etc/glance/glance-api.conf",
-                                         "db_sync"), mounts=mounts)
-    server = start(s, "glance-api", "server", mounts=mounts)
-    wait_port(s, "glance-api", server, 9292, 60)
-    return client(s, server, ("glance", "9292"))
+    glance = Kolla("glance_api", "glance-api", (f"{s.volume('glance')}:/var/lib/glance",))
+    kolla_oneshot(s, "glance-api", Kolla("bootstrap_glance", "glance-api", glance.volumes), "glance-manage db_sync")
+    server = start(s, "glance-api", glance)
+    health = healthcheck(s, "glance-api", server)
+    return f"{health}; {client(s, server, ('glance', '9292')).strip()}"
 
 
-NOVA_CONF = "/etc/nova/nova.conf"
-NOVA_SYNC = (("api-db-sync", ("nova-manage", "api_db", "sync")),
-             ("map-cell0", ("nova-manage", "cell_v2", "map_cell0", "--database_connection",
-                            "mysql+pymysql://nova:nova-check@127.0.0.1:3306/nova_cell0")),
-             ("db-sync", ("nova-manage", "db", "sync")))
+NOVA_VERSION = '"id": "v2.1"'
+NOVA_CELL0 = "mysql+pymysql://nova:nova-check@127.0.0.1:3306/nova_cell0"
+NOVA_BOOTSTRAPS = (("nova_api_bootstrap", "nova-manage api_db sync"),  # kolla-ansible: KOLLA_UPGRADE, Kolla's hook
+                   ("nova_api_map_cell0", "sudo -E kolla_copy_cacerts && nova-manage cell_v2 map_cell0 "
+                                          f"--database_connection {NOVA_CELL0}"),
+                   ("nova_cell_bootstrap", "nova-manage db sync"))  # kolla-ansible: on nova-conductor, Kolla's hook
 
 
 def check_nova_api(s: Session) -> str:
-    db = start_mariadb(s, "nova-api/databases.sql")
-    mounts = (mount("nova-api", "nova.conf", NOVA_CONF),)
-    for role, argv in NOVA_SYNC:
-        oneshot(s, "nova-api", role, argv, f"container:{db}", mounts, timeout=300)
-    server = start(s, "nova-api", "server", f"container:{db}", mounts)
-    wait_port(s, "nova-api", server, 8774, 90)
-    return client(s, server, ("versions", "8774", '"id": "v2.1"'))
+    db, _ = start_mariadb(s, "nova-api-databases.sql")
+    for name, command in NOVA_BOOTSTRAPS:
+        kolla_oneshot(s, "nova-api", Kolla(name, "nova-api"), command, f"container:{db}")
+    server = start(s, "nova-api", Kolla("nova_api", "nova-api"), f"container:{db}")
+    health = healthcheck(s, "nova-api", server)
+    return f"{health}; {client(s, server, ('versions', '8774', NOVA_VERSION)).strip()}"
+
+
+NEUTRON_VERSION = '"id": "v2.0"'
+NEUTRON_DB_SYNC = ("neutron-db-manage --config-file /etc/neutron/neutron.conf --config-file "
+                   "/etc/neutron/plugins/ml2/ml2_conf.ini upgrade heads")
 
 
 def check_neutron(s: Session) -> str:
-    db = start_mariadb(s, "neutron-server/databases.sql")
-    conf = ("/etc/neutron/neutron.conf", "/etc/neutron/plugins/ml2/ml2_conf.ini")
-    mounts = (mount("neutron-server", "neutron.conf", conf[0]), mount("neutron-server", "ml2_conf.ini", conf[1]))
-    oneshot(s, "neutron-server", "db-sync", ("neutron-db-manage", "--config-file", conf[0], "--config-file",
-                                             conf[1], "upgrade", "heads"), f"container:{db}", mounts, timeout=300)
-    server = start(s, "neutron-server", "server", f"container:{db}", mounts)
-    wait_port(s, "neutron-server", server, 9696, 90)
-    return client(s, server, ("versions", "9696", '"id": "v2.0"'))
+    db, _ = start_mariadb(s, "neutron-server-databases.sql")
+    kolla_oneshot(s, "neutron-server", Kolla("bootstrap_neutron", "neutron-server"), NEUTRON_DB_SYNC,
+                  f"container:{db}")
+    server = start(s, "neutron-server", Kolla("neutron_server", "neutron-server"), f"container:{db}")
+    health = healthcheck(s, "neutron-server", server)
+    return f"{health}; {client(s, server, ('versions', '9696', NEUTRON_VERSION)).strip()}"
 
 
 @dataclass(frozen=True)
@@ -350,14 +416,19 @@ class Check:
 
 
 CHECKS: Dict[str, Check] = {
-    "memcached": Check("set and get over the text protocol", ("memcached", CLIENT_IMAGE), check_memcached),
-    "mariadb": Check("install-db, query on socket and 127.0.0.1:3306", ("mariadb",), check_mariadb),
-    "rabbitmq": Check("diagnostics ping, AMQP publish+consume", ("rabbitmq", CLIENT_IMAGE), check_rabbitmq),
-    "keystone": Check("bootstrap, issue and validate a token", ("keystone", CLIENT_IMAGE), check_keystone),
-    "glance-api": Check("db_sync, upload and download an image", ("glance-api", CLIENT_IMAGE), check_glance),
-    "nova-api": Check("db sync on mariadb, GET / versions", ("nova-api", "mariadb", CLIENT_IMAGE), check_nova_api),
-    "neutron-server": Check("db upgrade on mariadb, GET / versions", ("neutron-server", "mariadb", CLIENT_IMAGE),
-                            check_neutron),
+    "memcached": Check("healthcheck_listen, set and get over the text protocol", ("memcached", CLIENT_IMAGE),
+                       check_memcached),
+    "mariadb": Check("KOLLA_BOOTSTRAP, healthcheck.sh, query on socket and 127.0.0.1:3306", ("mariadb",),
+                     check_mariadb),
+    "rabbitmq": Check("healthcheck_rabbitmq, AMQP publish+consume", ("rabbitmq", CLIENT_IMAGE), check_rabbitmq),
+    "keystone": Check("KOLLA_BOOTSTRAP, fernet_setup, bootstrap, healthcheck_curl, token issued and validated",
+                      ("keystone", CLIENT_IMAGE), check_keystone),
+    "glance-api": Check("db_sync, healthcheck_curl, upload and download an image", ("glance-api", CLIENT_IMAGE),
+                        check_glance),
+    "nova-api": Check("db syncs on mariadb, healthcheck_curl, GET / versions", ("nova-api", "mariadb", CLIENT_IMAGE),
+                      check_nova_api),
+    "neutron-server": Check("db upgrade on mariadb, healthcheck_curl, GET / versions",
+                            ("neutron-server", "mariadb", CLIENT_IMAGE), check_neutron),
 }
 
 

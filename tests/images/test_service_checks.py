@@ -1,9 +1,9 @@
-"""Services only: each service image starts as deployed and answers a real request (bench/service_checks.py).
+"""Services only: each service image, run as kolla-ansible runs it, answers a real request.
 
-Run with `./run-tests -m services` after `./pants package ::`. Each test runs one service's check under
-podman from the layouts in dist/ (or $SERVICE_CHECKS_DIST) and fails with the check's report: the image,
-the command and the last lines of the service container's log. Without podman or without the layouts the
-test is skipped, saying which.
+The checks are bench/service_checks.py; run them with `./run-tests -m services` after
+`./pants package ::`. Each test runs one service's check under podman from the layouts in dist/ (or
+$SERVICE_CHECKS_DIST) and fails with the check's report: the image, the command and the last lines of
+the service container's log. Without podman or without the layouts the test is skipped, saying which.
 """
 
 from __future__ import annotations
