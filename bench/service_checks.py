@@ -16,18 +16,16 @@ Decisions:
   kolla-ansible's templates/<service>.json.j2; the `permissions` and `directories` entries are only
   the ones those templates have (log directories; /var/lib/mysql, /var/lib/rabbitmq, /var/lib/glance
   and /etc/keystone/fernet-keys chowned), with /var/log/kolla left to our kolla_set_configs (the
-  templates give it to fluentd, an account these images do not have). Nothing else is created,
+  templates give it to fluentd:kolla; ours sets it up as root:kolla 2775). Nothing else is created,
   chowned or copied in: no paste .ini, no directory an image's packages should own. A check that
   fails names an image gap.
 - Bootstraps as kolla-ansible runs them: a one-shot container of the service's image with the same
-  config directory and volumes. keystone and mariadb: KOLLA_BOOTSTRAP (empty, as kolla-ansible sets
-  it) and the default command, so the image's kolla_extend_start does the work (keystone-manage
-  db_sync; mariadb-install-db with BOOTSTRAP_ARGS, the flags of Debian's postinst). Explicit
-  commands where kolla-ansible gives one: `bash -c 'sudo -E kolla_set_configs && keystone-manage
-  fernet_setup ...'`, `... nova-manage cell_v2 map_cell0 ...`. glance-api, nova-api and
-  neutron-server have no bootstrap hook (kolla-ansible's bootstrap_glance, nova_api_bootstrap and
-  bootstrap_neutron rely on Kolla's kolla_extend_start), so their schema syncs run in that same
-  explicit form. `keystone-manage bootstrap` goes through `podman exec` into the running keystone
+  config directory and volumes, KOLLA_BOOTSTRAP (empty, as kolla-ansible sets it) and the default
+  command, so the image's kolla_extend_start does the work: keystone-manage db_sync, glance-manage
+  db_sync, nova-manage api_db sync, neutron-db-manage upgrade head, and mariadb-install-db with
+  BOOTSTRAP_ARGS (the flags of Debian's postinst). Explicit commands where kolla-ansible gives one:
+  `bash -c 'sudo -E kolla_set_configs && keystone-manage fernet_setup ...'`, `... nova-manage
+  cell_v2 map_cell0 ...` and the cell database's `nova-manage db sync` (nova-conductor's job). `keystone-manage bootstrap` goes through `podman exec` into the running keystone
   container, where kolla-ansible execs kolla_keystone_bootstrap (which our image lacks). No
   rabbitmq bootstrap container: the image has no hook for it, and the node writes its own cookie.
 - The config.json command of each image is the one docs/images.md gives (Debian's binaries and
@@ -371,7 +369,7 @@ def check_keystone(s: Session) -> str:
 
 def check_glance(s: Session) -> str:
     glance = Kolla("glance_api", "glance-api", (f"{s.volume('glance')}:/var/lib/glance",))
-    kolla_oneshot(s, "glance-api", Kolla("bootstrap_glance", "glance-api", glance.volumes), "glance-manage db_sync")
+    oneshot(s, "glance-api", glance.bootstrap("KOLLA_BOOTSTRAP="))  # kolla_extend_start: glance-manage db_sync
     server = start(s, "glance-api", glance)
     health = healthcheck(s, "glance-api", server)
     return f"{health}; {client(s, server, ('glance', '9292')).strip()}"
@@ -379,14 +377,15 @@ def check_glance(s: Session) -> str:
 
 NOVA_VERSION = '"id": "v2.1"'
 NOVA_CELL0 = "mysql+pymysql://nova:nova-check@127.0.0.1:3306/nova_cell0"
-NOVA_BOOTSTRAPS = (("nova_api_bootstrap", "nova-manage api_db sync"),  # kolla-ansible: KOLLA_UPGRADE, Kolla's hook
-                   ("nova_api_map_cell0", "sudo -E kolla_copy_cacerts && nova-manage cell_v2 map_cell0 "
+NOVA_BOOTSTRAPS = (("nova_api_map_cell0", "sudo -E kolla_copy_cacerts && nova-manage cell_v2 map_cell0 "
                                           f"--database_connection {NOVA_CELL0}"),
                    ("nova_cell_bootstrap", "nova-manage db sync"))  # kolla-ansible: on nova-conductor, Kolla's hook
 
 
 def check_nova_api(s: Session) -> str:
     db, _ = start_mariadb(s, "nova-api-databases.sql")
+    # kolla_extend_start: nova-manage api_db sync
+    oneshot(s, "nova-api", Kolla("nova_api", "nova-api").bootstrap("KOLLA_BOOTSTRAP="), network=f"container:{db}")
     for name, command in NOVA_BOOTSTRAPS:
         kolla_oneshot(s, "nova-api", Kolla(name, "nova-api"), command, f"container:{db}")
     server = start(s, "nova-api", Kolla("nova_api", "nova-api"), f"container:{db}")
@@ -395,14 +394,13 @@ def check_nova_api(s: Session) -> str:
 
 
 NEUTRON_VERSION = '"id": "v2.0"'
-NEUTRON_DB_SYNC = ("neutron-db-manage --config-file /etc/neutron/neutron.conf --config-file "
-                   "/etc/neutron/plugins/ml2/ml2_conf.ini upgrade heads")
 
 
 def check_neutron(s: Session) -> str:
     db, _ = start_mariadb(s, "neutron-server-databases.sql")
-    kolla_oneshot(s, "neutron-server", Kolla("bootstrap_neutron", "neutron-server"), NEUTRON_DB_SYNC,
-                  f"container:{db}")
+    # kolla_extend_start: neutron-db-manage upgrade head
+    oneshot(s, "neutron-server", Kolla("neutron", "neutron-server").bootstrap("KOLLA_BOOTSTRAP="),
+            network=f"container:{db}")
     server = start(s, "neutron-server", Kolla("neutron_server", "neutron-server"), f"container:{db}")
     health = healthcheck(s, "neutron-server", server)
     return f"{health}; {client(s, server, ('versions', '9696', NEUTRON_VERSION)).strip()}"
