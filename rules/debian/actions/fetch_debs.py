@@ -209,15 +209,17 @@ class Fetcher:
         if not os.path.exists(cached):
             outcome.tried.append((cached, "not in the cache"))
             return False
-        size = os.path.getsize(cached)
         try:
+            size = os.path.getsize(cached)
             check_bytes(deb, size, file_sha256(cached) if size == deb.size else "")
+            place(cached, target)
+            return True
         except Mismatch as e:
             outcome.moved_aside = move_aside(cached, self.spec.cache_dir)
             outcome.tried.append((cached, f"damaged ({e}); moved aside to {outcome.moved_aside}"))
-            return False
-        place(cached, target)
-        return True
+        except OSError as e:  # another build moved it meanwhile, or it cannot be read: fetch it
+            outcome.tried.append((cached, f"unreadable ({e})"))
+        return False
 
     def keep_in_cache(self, source: str, deb: FetchDeb) -> None:
         if not self.spec.cache_dir:
@@ -246,9 +248,12 @@ def place(cached: str, target: str) -> None:
 
 def move_aside(path: str, cache_dir: str) -> str:
     damaged = os.path.join(cache_dir, "damaged")
-    os.makedirs(damaged, exist_ok=True)
     destination = os.path.join(damaged, f"{os.path.basename(path)}.{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
-    os.replace(path, destination)
+    try:
+        os.makedirs(damaged, exist_ok=True)
+        os.replace(path, destination)
+    except OSError as e:  # moved by a build running at the same time, or a read-only cache
+        return f"(not moved: {e})"
     return destination
 
 
