@@ -169,3 +169,16 @@ def test_snapshot_template_is_tried_after_the_mirror(tmp_path):
         outcomes = fetch_all(spec, str(tmp_path / "out"))
     assert outcomes[0].served_by == f"snapshot {url}/archive/debian/20240101T000000Z"
     assert outcomes[0].tried[0][1].startswith("HTTP 404")
+
+
+def test_unknown_fetch_order_is_refused():
+    from types import SimpleNamespace
+
+    from debian.errors import FetchOptionError
+    from debian.packages import fetch_spec
+
+    debian = SimpleNamespace(fetch_order=["cache", "ftp"], deb_cache="", archive="", snapshot_url="",
+                             fetch_parallelism=1, fetch_timeout=1.0)
+    with pytest.raises(FetchOptionError, match=r"\[debian\].fetch_order is \['cache', 'ftp'\]: give one or more of "
+                                               r"cache, mirror, archive, snapshot"):
+        fetch_spec((), debian, None, None)
