@@ -182,3 +182,37 @@ def test_unknown_fetch_order_is_refused():
     with pytest.raises(FetchOptionError, match=r"\[debian\].fetch_order is \['cache', 'ftp'\]: give one or more of "
                                                r"cache, mirror, archive, snapshot"):
         fetch_spec((), debian, None, None)
+
+
+def test_a_transient_failure_is_tried_again(tmp_path, monkeypatch):
+    import debian.actions.fetch_debs as fetch_debs
+
+    monkeypatch.setattr(fetch_debs, "RETRY_DELAY", 0.01)
+    made = make_debs(1)
+    content = made[0][1]
+    calls = []
+
+    class FlakyThenFine(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            calls.append(self.path)
+            if len(calls) == 1:
+                self.send_error(503, "busy")
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(content)))
+            self.end_headers()
+            self.wfile.write(content)
+
+        def log_message(self, format, *args):  # noqa: A002
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FlakyThenFine)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        outcomes = fetch_all(spec_for(made, None, url), str(tmp_path / "out"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert outcomes[0].served_by == f"mirror {url}" and len(calls) == 2

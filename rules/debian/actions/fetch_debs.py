@@ -16,6 +16,8 @@ Decisions:
   the next one is tried.
 - A cached .deb that does not match is moved aside to `<dir>/damaged/` (named in the report) and
   fetched again: a damaged cache heals instead of failing every build.
+- A failure that may pass (a DNS hiccup, a reset or cut connection, a timeout, HTTP 5xx) is
+  tried again twice, after 0.5 s and 1.5 s, before the next source.
 - Downloads run in a bounded thread pool (`parallelism`), each written to a temporary file and
   renamed into the cache (a reader never sees half a file) and into `debs/<sha256>.deb`.
 - The outputs are `debs/<sha256>.deb` and `fetch.json`: how many .debs each source served, and the
@@ -49,6 +51,8 @@ DEBS_DIR = "debs"
 REPORT = "fetch.json"
 CHUNK = 1024 * 1024
 KINDS = ("cache", "mirror", "archive", "snapshot")
+ATTEMPTS = 3  # per URL, for failures that may pass: DNS hiccups, resets, timeouts, cut downloads, 5xx
+RETRY_DELAY = 0.5  # seconds before the second try; three times that before the third
 
 
 @dataclass(frozen=True)
@@ -167,15 +171,26 @@ class Fetcher:
                     return outcome
                 continue
             for label, url in self.urls(kind, deb):
-                try:
-                    self.download(url, deb, target, label)
-                except (Mismatch, OSError, http.client.HTTPException, RegistryError) as e:
-                    outcome.tried.append((url, describe_error(e)))
+                error = self.download_with_retries(url, deb, target, label)
+                if error:
+                    outcome.tried.append((url, error))
                     continue
                 outcome.served_by = label
                 self.keep_in_cache(target, deb)
                 return outcome
         return outcome
+
+    def download_with_retries(self, url: str, deb: FetchDeb, target: str, label: str) -> Optional[str]:
+        """None once the file is in place, else what went wrong; transient failures are tried again."""
+        for attempt in range(ATTEMPTS):
+            try:
+                self.download(url, deb, target, label)
+                return None
+            except (Mismatch, OSError, http.client.HTTPException, RegistryError) as e:
+                if not is_transient(e) or attempt == ATTEMPTS - 1:
+                    return describe_error(e) + (f" (after {ATTEMPTS} tries)" if is_transient(e) else "")
+                time.sleep(RETRY_DELAY * 3 ** attempt)
+        return "not tried"
 
     def urls(self, kind: str, deb: FetchDeb) -> List[Tuple[str, str]]:
         spec = self.spec
@@ -255,6 +270,16 @@ def move_aside(path: str, cache_dir: str) -> str:
     except OSError as e:  # moved by a build running at the same time, or a read-only cache
         return f"(not moved: {e})"
     return destination
+
+
+def is_transient(error: Exception) -> bool:
+    if isinstance(error, urllib.error.HTTPError):
+        return error.code in (408, 429) or error.code >= 500
+    if isinstance(error, Mismatch):
+        return str(error).startswith("truncated")
+    if isinstance(error, urllib.error.URLError):
+        return not isinstance(error.reason, ConnectionRefusedError)  # nothing listens: trying again will not help
+    return isinstance(error, (OSError, http.client.HTTPException))
 
 
 def describe_error(error: Exception) -> str:
