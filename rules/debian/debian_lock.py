@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 
 import yaml
@@ -235,11 +236,23 @@ async def generate_debian_lockfile(
     ))
     lock = json.loads((await Get(DigestContents, Digest, result.output_digest))[0].content)
     lock["manifest_sha256"] = manifest.sha256
+    old_lock = yaml.safe_load(old[0].content) if old else None
+    lock["snapshot_timestamp"] = snapshot_timestamp(old_lock, lock)
     text = LOCK_HEADER.format(sources=manifest.path) + yaml.safe_dump(lock, sort_keys=True, width=120)
     digest = await Get(Digest, CreateDigest([FileContent(request.lockfile_dest, text.encode())]))
-    old_lock = yaml.safe_load(old[0].content) if old else None
     return GenerateLockfileResult(digest, RESOLVE_NAME, request.lockfile_dest,
                                   diff=lock_diff(request.lockfile_dest, old_lock, lock))
+
+
+def snapshot_timestamp(old: dict | None, new: dict) -> str:
+    """When the lock's packages were taken from the mirror, as snapshot.debian.org writes it (`20240101T120000Z`).
+
+    A snapshot at or after this time has every locked version. Kept from the old lock when no
+    package changed, so that regenerating an unchanged lock leaves it unchanged.
+    """
+    if old and old.get("snapshot_timestamp") and old.get("architectures") == new.get("architectures"):
+        return str(old["snapshot_timestamp"])
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
 
 
 @functools.total_ordering

@@ -7,3 +7,11 @@ class StaleLockError(Exception):
 
 class PathPatternError(Exception):
     """A `[debian]` path filter glob that cannot match an image path."""
+
+
+class DebFetchError(Exception):
+    """A locked .deb that no source in `[debian].fetch_order` has: package, version, URLs tried and the fix."""
+
+
+class FetchOptionError(Exception):
+    """A `[debian]` fetch option that names no known source."""

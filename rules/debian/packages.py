@@ -1,14 +1,18 @@
 """Debian packages of an image: its closure from the lock, the part its parent lacks, its layers.
 
-Each .deb is fetched with DownloadFile against the sha256 and size in the lock
-(so Pants caches it by content), and each group of .debs becomes one layer
-Process keyed by those hashes: images that add the same packages share the layer.
+The .debs an image adds are fetched by one Process (`actions/fetch_debs.py`: a bounded thread
+pool, every file checked against the lock's sha256 and size, sources tried in
+`[debian].fetch_order`). Its inputs are the lock's hashes, so Pants caches its output by
+content. Each group of .debs then becomes one layer Process keyed by those hashes: images that
+add the same packages share the layer.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import json
+import logging
 from dataclasses import dataclass, field
 
 import yaml
@@ -19,32 +23,32 @@ from pants.engine.fs import (
     DigestContents,
     DigestEntries,
     DigestSubset,
-    DownloadFile,
     FileContent,
-    FileDigest,
     FileEntry,
     MergeDigests,
     PathGlobs,
 )
-from pants.engine.process import Process, ProcessCacheScope, ProcessResult
+from pants.engine.process import FallibleProcessResult, ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
-from pants.util.logging import LogLevel
 
-from oci.action import ActionPython, ActionRequest
+from oci.action import ActionRequest
 from debian.debian_lock import ImagePackageRequest, OptionalImagePackageRequest, PackageRequestFor, SourcesManifest
 from debian.actions.build_package_layer import DebSpec, PackageLayerSpec
 from debian.actions.layereffects import AccountIds
 from debian.users import UsersTable
+from debian.actions.fetch_debs import KINDS, REPORT, FetchDeb, FetchSpec
 from debian.actions.pathfilter import PathFilter
-from debian.errors import PathPatternError, StaleLockError
+from debian.errors import DebFetchError, FetchOptionError, PathPatternError, StaleLockError
 from oci.errors import LayerBudgetExceeded
 from oci.actions.specs import dump_spec
 from oci.layer import LAYER_JSON, Layer, LayerOutput
 
-PACKAGES_JSON = "packages.json"
 from debian.layer_plan import LayerBudget, PlannedPackage, layers_left, plan_layers
 from debian.subsystem import DebianSubsystem
 from oci.subsystem import OciSubsystem
+
+logger = logging.getLogger(__name__)
+PACKAGES_JSON = "packages.json"
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,8 @@ class LockedDeb:
     sha256: str
     size: int
     url: str
+    path: str  # the pool path, relative to the apt source's URL
+    source: str  # the apt source's name
 
     @property
     def filename(self) -> str:
@@ -123,7 +129,7 @@ def mirror_urls(manifest: SourcesManifest) -> dict[str, str]:
 
 def locked_deb(name: str, info: dict, urls: dict[str, str]) -> LockedDeb:
     return LockedDeb(name, info["version"], info["architecture"], info["sha256"], int(info["size"]),
-                     f"{urls[info['source']]}/{info['url']}")
+                     f"{urls[info['source']]}/{info['url']}", info["url"], info["source"])
 
 
 @rule(desc="Find the packages an image adds")
@@ -145,49 +151,75 @@ async def image_packages(
 
 
 @dataclass(frozen=True)
-class CachedDebRequest:
-    deb: LockedDeb
+class FetchDebsRequest:
+    debs: tuple[LockedDeb, ...]
+    what: str  # for messages: the image and architecture, or the lock
 
 
-@rule(desc="Fetch a .deb", level=LogLevel.DEBUG)
-async def fetch_deb(request: CachedDebRequest, debian: DebianSubsystem, python: ActionPython) -> Digest:
-    """`debs/<sha256>.deb`, from the local cache when it is there, else from the mirror and then cached.
-
-    The mirror drops superseded versions, so the cache is what keeps old locks buildable.
-    """
-    deb = request.deb
-    cache_dir = os.path.expanduser(debian.deb_cache)
-    cached = os.path.join(cache_dir, f"{deb.sha256}.deb")
-    from_cache = os.path.exists(cached)
-    downloaded = await Get(Digest, DownloadFile(f"file://{cached}" if from_cache else deb.url,
-                                                FileDigest(deb.sha256, deb.size)))
-    entries = await Get(DigestEntries, Digest, downloaded)
-    placed = await Get(Digest, CreateDigest([FileEntry(deb.filename, entries[0].file_digest)]))
-    if not from_cache:
-        await Get(ProcessResult, Process(
-            argv=(python.path, "-c", KEEP_IN_CACHE, deb.filename, cached),
-            input_digest=placed,
-            description=f"Keep {deb.name} {deb.version} in {cache_dir}",
-            cache_scope=ProcessCacheScope.PER_SESSION,
-            level=LogLevel.DEBUG,
-        ))
-    return placed
+@dataclass(frozen=True)
+class FetchedDebs:
+    digest: Digest  # debs/<sha256>.deb
 
 
-# Copies a .deb into the cache atomically: a reader never sees half a file.
-KEEP_IN_CACHE = """
-import os, shutil, sys
-source, target = sys.argv[1], sys.argv[2]
-os.makedirs(os.path.dirname(target), exist_ok=True)
-tmp = target + ".tmp-%d" % os.getpid()
-shutil.copyfile(source, tmp)
-os.replace(tmp, target)
-"""
+def fetch_spec(debs: tuple[LockedDeb, ...], debian: DebianSubsystem, lock: DebianLock,
+               manifest: SourcesManifest) -> FetchSpec:
+    unknown = [kind for kind in debian.fetch_order if kind not in KINDS]
+    if unknown or not debian.fetch_order:
+        raise FetchOptionError(f"[debian].fetch_order is {list(debian.fetch_order)}: give one or more of "
+                               f"{', '.join(KINDS)}, in the order to try them.")
+    return FetchSpec(
+        debs=tuple(FetchDeb(d.name, d.version, d.architecture, d.sha256, d.size, d.path, d.source) for d in debs),
+        order=tuple(debian.fetch_order),
+        cache_dir=os.path.expanduser(debian.deb_cache) if debian.deb_cache else "",
+        mirrors=mirror_urls(manifest),
+        archive=debian.archive,
+        snapshot_url=debian.snapshot_url,
+        snapshot_timestamp=str(lock.data.get("snapshot_timestamp") or ""),
+        parallelism=debian.fetch_parallelism,
+        timeout=debian.fetch_timeout,
+    )
+
+
+@rule(desc="Fetch .debs")
+async def fetch_debs(
+    request: FetchDebsRequest, debian: DebianSubsystem, lock: DebianLock, manifest: SourcesManifest
+) -> FetchedDebs:
+    """`debs/<sha256>.deb` for each requested .deb, from the first source in `[debian].fetch_order` that has it."""
+    spec = fetch_spec(request.debs, debian, lock, manifest)
+    spec_digest = await Get(Digest, CreateDigest([FileContent("__fetch.json", dump_spec(spec.to_json()))]))
+    result = await Get(FallibleProcessResult, ActionRequest(
+        module="debian.actions.fetch_debs",
+        argv=("__fetch.json",),
+        input_digest=spec_digest,
+        description=f"Fetch {len(request.debs)} .debs for {request.what}",
+        output_files=(REPORT,),
+        output_directories=("debs",),
+    ))
+    stderr = result.stderr.decode("utf-8", "replace")
+    if result.exit_code != 0:
+        message = stderr.split("error: ", 1)[-1].strip() or f"the fetch Process exited with {result.exit_code}"
+        raise DebFetchError(f"{request.what}: {message}")
+    debs, report = await MultiGet(
+        Get(Digest, DigestSubset(result.output_digest, PathGlobs(["debs/*.deb"]))),
+        Get(DigestContents, DigestSubset(result.output_digest, PathGlobs([REPORT]))),
+    )
+    if result.metadata._source == "ran":  # say where the .debs came from only when they were fetched now
+        log_fetch_report(request.what, json.loads(report[0].content), stderr)
+    return FetchedDebs(debs)
+
+
+def log_fetch_report(what: str, report: dict, stderr: str) -> None:
+    for line in stderr.splitlines():
+        if line.startswith("warning: "):
+            logger.warning(f"{what}: {line[len('warning: '):]}")
+    served = ", ".join(f"{count} from {source}" for source, count in report["served"].items())
+    logger.info(f"{what}: {report['debs']} .debs: {served or 'none'}")
 
 
 @dataclass(frozen=True)
 class PackageLayerRequest:
     debs: tuple[LockedDeb, ...]
+    fetched: Digest  # debs/<sha256>.deb of exactly these .debs
 
 
 @dataclass(frozen=True)
@@ -219,7 +251,6 @@ def layer_architecture(debs: tuple[LockedDeb, ...]) -> str:
 async def build_package_layer(
     request: PackageLayerRequest, oci: OciSubsystem, debian: DebianSubsystem, users: UsersTable
 ) -> PackageLayer:
-    fetched = await MultiGet(Get(Digest, CachedDebRequest(deb)) for deb in request.debs)
     names = ", ".join(deb.name for deb in request.debs[:4]) + (", ..." if len(request.debs) > 4 else "")
     spec = PackageLayerSpec(
         debs=tuple(DebSpec(d.filename, d.name, d.sha256, d.size) for d in request.debs),
@@ -228,7 +259,7 @@ async def build_package_layer(
         accounts=AccountIds.with_base(users.to_json()),
     )
     spec_digest = await Get(Digest, CreateDigest([FileContent("__package_layer.json", dump_spec(spec.to_json()))]))
-    input_digest = await Get(Digest, MergeDigests([spec_digest, *fetched]))
+    input_digest = await Get(Digest, MergeDigests([spec_digest, request.fetched]))
     result = await Get(ProcessResult, ActionRequest(
         module="debian.actions.build_package_layer",
         argv=("__package_layer.json",),
@@ -287,7 +318,11 @@ async def image_package_layers(
         return PackageLayers((), None)
     packages = await Get(ImagePackages, ImagePackagesRequest(package_request.request, request.architecture))
     groups = plan_package_groups(request.address, packages.added, request.parent_layers, debian, oci.max_layers)
-    layers = await MultiGet(Get(PackageLayer, PackageLayerRequest(group)) for group in groups)
+    fetched = await Get(FetchedDebs, FetchDebsRequest(packages.added, f"{request.address} ({request.architecture})"))
+    subsets = await MultiGet(Get(Digest, DigestSubset(fetched.digest, PathGlobs([d.filename for d in group])))
+                             for group in groups)
+    layers = await MultiGet(Get(PackageLayer, PackageLayerRequest(group, subset))
+                            for group, subset in zip(groups, subsets))
     return PackageLayers(tuple(layers), packages)
 
 

@@ -3,7 +3,7 @@
 It resolves `packages` to the lock, builds package, bytecode and system layers, and writes the
 accounts, the dpkg database and what maintainer scripts would have done, from declarations."""
 
-from debian import bytecode, content, debian_lock, declared_files, packages, system_layer, users
+from debian import archive, bytecode, content, debian_lock, declared_files, packages, system_layer, users
 from debian import target_types as image_fields
 
 
@@ -13,6 +13,7 @@ def rules():
         *content.rules(),
         *debian_lock.rules(),
         *packages.rules(),
+        *archive.rules(),
         *system_layer.rules(),
         *bytecode.rules(),
         *users.rules(),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pants.option.option_types import DictOption, IntOption, StrListOption, StrOption
+from pants.option.option_types import DictOption, FloatOption, IntOption, StrListOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import help_text
 
@@ -28,6 +28,41 @@ class DebianSubsystem(Subsystem):
             """
         ),
     )
+    fetch_order = StrListOption(
+        default=["cache", "mirror", "archive", "snapshot"],
+        help=help_text(
+            """
+            Where .debs are fetched from, in order, every byte checked against the lock's sha256 and
+            size: `cache` (`deb_cache`), `mirror` (the apt source's URL and the lock's pool path),
+            `archive` (the OCI registry of `archive`, by sha256), `snapshot` (`snapshot_url`). A
+            source that is not configured is skipped.
+            """
+        ),
+    )
+    archive = StrOption(
+        default="",
+        help=help_text(
+            """
+            An OCI registry repository holding every locked .deb as a blob, filled by
+            `pants archive-debs`: `host[:port]/repository`, HTTPS unless the host is 127.0.0.1 or
+            localhost or the value starts with `http://`. It keeps old locks buildable after the
+            mirror drops their versions.
+            """
+        ),
+    )
+    snapshot_url = StrOption(
+        default="",
+        help=help_text(
+            """
+            A snapshot.debian.org-style URL template for .debs the mirror no longer has, e.g.
+            `https://snapshot.debian.org/archive/{archive}/{timestamp}`: `{archive}` is the last path
+            part of the apt source's URL (`debian`, `debian-security`) and `{timestamp}` the time
+            the lock was generated (`snapshot_timestamp` in the lock). Empty: not used.
+            """
+        ),
+    )
+    fetch_parallelism = IntOption(default=8, help="Downloads at once within one fetch Process.")
+    fetch_timeout = FloatOption(default=60.0, help="Seconds a download may wait for the server before the next source is tried.")
     own_layer_bytes = IntOption(
         default=8 * 1024 * 1024,
         help="A package whose .deb is at least this big gets a layer of its own.",
