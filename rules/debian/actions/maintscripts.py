@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields
 from typing import Dict, List, Mapping, Optional, Tuple
 
 from .shell import (
+    OptionError,
     ShellSyntaxError,
     command_words,
     function_names,
@@ -25,6 +26,7 @@ from .shell import (
     shell_join,
     simple_commands,
     split_assignments,
+    split_options,
     substitute,
     tokenize,
 )
@@ -304,31 +306,17 @@ def master_problem(rest: List[str]) -> str:
 
 def parse_options(args: List[str], value_options: set, aliases: Mapping[str, str]
                   ) -> Optional[Tuple[Dict[str, str], List[str]]]:
-    """Options (long, short, `--opt=value`, bundled short flags) and positionals; None if unknown/dynamic."""
-    options: Dict[str, str] = {}
-    positionals: List[str] = []
-    words = list(args)
-    while words:
-        word = words.pop(0)
-        if word == "--":
-            positionals += words
-            break
-        if not word.startswith("-") or word == "-":
-            positionals.append(word)
-            continue
-        name, has_value, value = word.partition("=")
-        if not word.startswith("--") and len(word) > 2:
-            expanded = [aliases.get(f"-{c}") for c in word[1:]]
-            if None in expanded or any(e in value_options for e in expanded):
-                return None
-            options.update({e: "" for e in expanded})
-            continue
-        name = aliases.get(name, name)
-        if name in value_options and not has_value:
-            if not words:
-                return None
-            value = words.pop(0)
-        options[name] = value
+    """Options (long, short, `--opt=value`, bundled short flags) and positionals; None if unknown/dynamic.
+
+    `aliases` maps short spellings to long names; options outside both are kept as they are spelt.
+    """
+    valued = {**{name: name for name in value_options},
+              **{short: name for short, name in aliases.items() if name in value_options}}
+    flags = {short: name for short, name in aliases.items() if name not in value_options}
+    try:
+        options, positionals = split_options(args, valued, flags, other_flags=True)
+    except OptionError:
+        return None
     if any(is_dynamic(w) for w in [*positionals, *options.values()]):
         return None
     return options, positionals

@@ -35,6 +35,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from oci.actions.tarlayer import DIR, FILE, HARDLINK, SYMLINK
 
+from . import shell
 from .scriptcommands import HANDLED_KINDS, ScriptCommand
 
 DEFAULT_DIR_MODE = 0o755   # mkdir/install -d under dpkg's umask 022
@@ -296,42 +297,10 @@ def apply_clause(mode: int, who: str, op: str, perms: str, is_dir: bool) -> int:
 def split_options(args: Sequence[str], valued: Mapping[str, str], flags: Mapping[str, str]
                   ) -> Tuple[Dict[str, str], List[str]]:
     """Short/long options to canonical names; Unresolved on any option not listed."""
-    options: Dict[str, str] = {}
-    positionals: List[str] = []
-    rest = list(args)
-    while rest:
-        word = rest.pop(0)
-        if word == "--":
-            positionals += rest
-            break
-        if not word.startswith("-") or word == "-":
-            positionals.append(word)
-            continue
-        if word.startswith("--"):
-            name, has, value = word.partition("=")
-            if name in valued:
-                options[valued[name]] = value if has else pop_value(rest, name)
-            elif name in flags and not has:
-                options[flags[name]] = ""
-            else:
-                raise Unresolved(f"option {word} is not understood")
-            continue
-        letters = word[1:]
-        while letters:
-            letter, letters = "-" + letters[0], letters[1:]
-            if letter in valued:
-                options[valued[letter]] = letters or pop_value(rest, letter)
-                break
-            if letter not in flags:
-                raise Unresolved(f"option {letter} is not understood")
-            options[flags[letter]] = ""
-    return options, positionals
-
-
-def pop_value(rest: List[str], name: str) -> str:
-    if not rest:
-        raise Unresolved(f"option {name} has no value")
-    return rest.pop(0)
+    try:
+        return shell.split_options(args, valued, flags)
+    except shell.OptionError as error:
+        raise Unresolved(str(error)) from None
 
 
 CHOWN_FLAGS = {"-R": "recursive", "--recursive": "recursive", "-h": "no-deref", "--no-dereference": "no-deref",

@@ -269,3 +269,65 @@ def shell_join(words: Sequence[str]) -> str:
 def function_names(tokens: Sequence[Tuple[str, str]]) -> set:
     return {tokens[i][1] for i in range(len(tokens) - 2)
             if tokens[i][0] == WORD and tokens[i + 1] == (OP, "(") and tokens[i + 2] == (OP, ")")}
+
+
+class OptionError(ValueError):
+    """A command's options that cannot be read without guessing."""
+
+
+def split_options(args: Sequence[str], valued: Mapping[str, str], flags: Mapping[str, str],
+                  other_flags: bool = False) -> Tuple[Dict[str, str], List[str]]:
+    """getopt-style options, by canonical name, and the positionals.
+
+    `valued` and `flags` map each spelling (`-m`, `--mode`) to a canonical name. Long options take
+    `--name=value` or `--name value`; short ones may be bundled (`-pv`) and end in a value (`-m0755`);
+    `--` ends the options. An option not listed raises OptionError, unless `other_flags`: then a
+    lone option is kept under its own spelling, with its `=value` if it has one.
+    """
+    options: Dict[str, str] = {}
+    positionals: List[str] = []
+    rest = list(args)
+    while rest:
+        word = rest.pop(0)
+        if word == "--":
+            positionals += rest
+            break
+        if not word.startswith("-") or word == "-":
+            positionals.append(word)
+        elif word.startswith("--") or (other_flags and len(word) == 2 and word not in valued and word not in flags):
+            options.update(long_option(word, rest, valued, flags, other_flags))
+        else:
+            options.update(short_options(word[1:], rest, valued, flags))
+    return options, positionals
+
+
+def long_option(word: str, rest: List[str], valued: Mapping[str, str], flags: Mapping[str, str],
+                other_flags: bool) -> Dict[str, str]:
+    name, has_value, value = word.partition("=")
+    if name in valued:
+        return {valued[name]: value if has_value else option_value(rest, name)}
+    if name in flags and not has_value:
+        return {flags[name]: ""}
+    if other_flags:
+        return {name: value}
+    raise OptionError(f"option {word} is not understood")
+
+
+def short_options(letters: str, rest: List[str], valued: Mapping[str, str], flags: Mapping[str, str]
+                  ) -> Dict[str, str]:
+    options: Dict[str, str] = {}
+    while letters:
+        letter, letters = "-" + letters[0], letters[1:]
+        if letter in valued:
+            options[valued[letter]] = letters or option_value(rest, letter)
+            break
+        if letter not in flags:
+            raise OptionError(f"option {letter} is not understood")
+        options[flags[letter]] = ""
+    return options
+
+
+def option_value(rest: List[str], name: str) -> str:
+    if not rest:
+        raise OptionError(f"option {name} has no value")
+    return rest.pop(0)
