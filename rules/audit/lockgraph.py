@@ -1,6 +1,6 @@
 """Why is a package in an image: dependency paths over the lock's edges.
 
-Pure functions over the lock data (see rules/oci/actions/debian_lock.py for its
+Pure functions over the lock data (see rules/debian/actions/debian_lock.py for its
 format): each locked package lists the packages chosen for its Depends (with
 Pre-Depends) and Recommends; each image's request records what it declared, whether
 it follows Recommends and takes the Essential set, and its package-declaring parent.

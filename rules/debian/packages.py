@@ -2,8 +2,8 @@
 
 The .debs an image adds are fetched by one Process (`actions/fetch_debs.py`: a bounded thread
 pool, every file checked against the lock's sha256 and size, sources tried in
-`[debian].fetch_order`). Its inputs are the lock's hashes, so Pants caches its output by
-content. Each group of .debs then becomes one layer Process keyed by those hashes: images that
+`[debian].fetch_order`). Its inputs are the lock's hashes and the source settings (the cache
+directory among them, so a fetch is cached per machine). Each group of .debs then becomes one layer Process keyed by those hashes: images that
 add the same packages share the layer.
 """
 
@@ -37,6 +37,7 @@ from debian.actions.build_package_layer import DebSpec, PackageLayerSpec
 from debian.actions.layereffects import AccountIds
 from debian.users import UsersTable
 from debian.actions.fetch_debs import KINDS, REPORT, FetchDeb, FetchSpec
+from debian.actions.registry import RegistryError, parse_archive
 from debian.actions.pathfilter import PathFilter
 from debian.errors import DebFetchError, FetchOptionError, PathPatternError, StaleLockError
 from oci.errors import LayerBudgetExceeded
@@ -167,6 +168,7 @@ def fetch_spec(debs: tuple[LockedDeb, ...], debian: DebianSubsystem, lock: Debia
     if unknown or not debian.fetch_order:
         raise FetchOptionError(f"[debian].fetch_order is {list(debian.fetch_order)}: give one or more of "
                                f"{', '.join(KINDS)}, in the order to try them.")
+    check_fetch_sources(debian)
     return FetchSpec(
         debs=tuple(FetchDeb(d.name, d.version, d.architecture, d.sha256, d.size, d.path, d.source) for d in debs),
         order=tuple(debian.fetch_order),
@@ -178,6 +180,23 @@ def fetch_spec(debs: tuple[LockedDeb, ...], debian: DebianSubsystem, lock: Debia
         parallelism=debian.fetch_parallelism,
         timeout=debian.fetch_timeout,
     )
+
+
+def check_fetch_sources(debian: DebianSubsystem) -> None:
+    """The archive and snapshot options are read here, so that a typo stops the build with the fix."""
+    if debian.archive:
+        try:
+            parse_archive(debian.archive)
+        except RegistryError as error:
+            raise FetchOptionError(str(error)) from None
+    if debian.snapshot_url:
+        try:
+            debian.snapshot_url.format(archive="debian", timestamp="20240101T000000Z")
+        except (KeyError, IndexError, ValueError) as error:
+            raise FetchOptionError(
+                f"[debian].snapshot_url is {debian.snapshot_url!r}, which names {error}: it may only use "
+                "{archive} and {timestamp}, e.g. \"https://snapshot.debian.org/archive/{archive}/{timestamp}\"."
+            ) from None
 
 
 @rule(desc="Fetch .debs")

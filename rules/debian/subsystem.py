@@ -111,8 +111,10 @@ class DebianSubsystem(Subsystem):
         help=help_text(
             """
             Package files to leave out of package layers, as dpkg's `path-exclude`: shell globs on the
-            absolute path, where `*` also matches `/` (e.g. `/usr/share/doc/*`). dpkg's database still
-            lists the files, as it does under dpkg. Layers are rebuilt when this changes.
+            absolute path, where `*` also matches `/` (e.g. `/usr/share/doc/*`). Unlike dpkg, the
+            image's dpkg database lists only the files the layers hold, so `dpkg --verify` misses
+            none; images get the filters as /etc/dpkg/dpkg.cfg.d/ lines. Layers are rebuilt when
+            this changes.
             """
         ),
     )

@@ -1,6 +1,6 @@
 """A perturbed environment for action Processes, for `pants repro-check --perturb`.
 
-`--repro-check-perturb` (a rule in oci/audit/repro.py turns it into an `ActionPerturbation`)
+`--repro-check-perturb` (a rule in audit/repro.py turns it into an `ActionPerturbation`)
 makes every action Process of the run go through `oci.actions.perturbed`, with another umask,
 TZ, locale, working-directory depth and (with libfaketime) clock. The perturbation is part of
 each Process, so none of them can be a cache hit of a normal build, and they are cached for the

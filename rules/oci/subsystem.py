@@ -30,10 +30,10 @@ class OciSubsystem(Subsystem):
         default="amd64",
         help="OCI architecture of the images (the `architecture` of their config).",
     )
-    def layer_settings(self, created_by: str) -> LayerSettings:
-        return LayerSettings(self.source_date_epoch, self.compression_level, created_by)
-
     max_layers = IntOption(
         default=127,
         help="Most layers an image may have, its parents' included (overlayfs mounts fail beyond 127).",
     )
+
+    def layer_settings(self, created_by: str) -> LayerSettings:
+        return LayerSettings(self.source_date_epoch, self.compression_level, created_by)

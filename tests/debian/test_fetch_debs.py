@@ -184,6 +184,22 @@ def test_unknown_fetch_order_is_refused():
         fetch_spec((), debian, None, None)
 
 
+@pytest.mark.parametrize("archive, snapshot_url, message", [
+    ("registry-without-repository", "", r"\[debian\].archive is 'registry-without-repository': write it as "),
+    ("", "https://snapshot.debian.org/{archive}/{when}", r"\[debian\].snapshot_url is .* which names 'when'"),
+])
+def test_archive_and_snapshot_options_are_checked_before_fetching(archive, snapshot_url, message):
+    from types import SimpleNamespace
+
+    from debian.errors import FetchOptionError
+    from debian.packages import fetch_spec
+
+    debian = SimpleNamespace(fetch_order=["cache", "mirror"], deb_cache="", archive=archive,
+                             snapshot_url=snapshot_url, fetch_parallelism=1, fetch_timeout=1.0)
+    with pytest.raises(FetchOptionError, match=message):
+        fetch_spec((), debian, None, None)
+
+
 def test_a_transient_failure_is_tried_again(tmp_path, monkeypatch):
     import debian.actions.fetch_debs as fetch_debs
 

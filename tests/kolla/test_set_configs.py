@@ -323,3 +323,42 @@ def test_unexpected_error_exits_2(image):
     result = image.run()
     assert result.returncode == 2
     assert "Unexpected error" in result.stderr
+
+
+def test_another_root_is_refused_under_sudo(image):
+    """The kolla group runs kolla_set_configs as root through sudo: it must not follow a tree of its own."""
+    image.config({"command": "svc"})
+    result = image.run(env={"SUDO_UID": "42400"})
+    assert result.returncode == 2
+    assert "refused under sudo" in result.stderr
+    assert not image.path("/run_command").exists()
+
+
+def test_permissions_leave_symlinks_and_their_targets_alone(image, tmp_path):
+    outside = tmp_path / "outside"
+    outside.write_text("not the service's\n")
+    outside.chmod(0o600)
+    logs = image.path("/var/log/kolla/svc")
+    logs.mkdir(parents=True)
+    (logs / "planted.log").symlink_to(outside)
+    image.config({"command": "svc", "permissions": [
+        {"path": "/var/log/kolla/svc", "owner": "svc", "perm": "0666", "recurse": True}]})
+    result = image.run()
+    assert result.returncode == 0, result.stderr
+    assert mode(outside) == 0o600
+    assert "is a symlink: owner and permissions not set" in result.stderr
+
+
+def test_a_copy_replaces_a_symlink_at_its_destination_instead_of_writing_through_it(image, tmp_path):
+    outside = tmp_path / "outside"
+    outside.write_text("kept\n")
+    image.write(f"{CONFIG_DIR}/svc.conf", "[DEFAULT]\n")
+    image.path("/etc/svc").mkdir(parents=True)
+    image.path("/etc/svc/svc.conf").symlink_to(outside)
+    image.config({"command": "svc", "config_files": [
+        {"source": f"{CONFIG_DIR}/svc.conf", "dest": "/etc/svc/svc.conf", "owner": "svc", "perm": "0600",
+         "merge": True}]})
+    assert image.run().returncode == 0
+    assert outside.read_text() == "kept\n"
+    assert not image.path("/etc/svc/svc.conf").is_symlink()
+    assert image.path("/etc/svc/svc.conf").read_text() == "[DEFAULT]\n"

@@ -37,6 +37,7 @@ import os
 import shutil
 import socket
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -256,7 +257,7 @@ def place(cached: str, target: str) -> None:
     try:
         os.link(cached, target)
     except OSError:
-        tmp = f"{target}.part-{os.getpid()}"
+        tmp = f"{target}.part-{os.getpid()}-{threading.get_ident()}"
         shutil.copyfile(cached, tmp)
         os.replace(tmp, target)
 
@@ -350,7 +351,7 @@ def fixes(failed: Sequence[Outcome], spec: FetchSpec) -> List[str]:
     if "truncated" in seen:
         found.append("a download was cut short (connection lost, or the server's file is incomplete): run the "
                      "build again; what was fetched whole is in the cache already.")
-    if "HTTP 401" in seen or "HTTP 403" in seen or "refused" in seen:
+    if spec.archive and ("HTTP 401" in seen or "HTTP 403" in seen):
         found.append(f"the registry {spec.archive} refused access: log in with `skopeo login` or `podman login` "
                      "(or point REGISTRY_AUTH_FILE at an auth file).")
     return found or ["add a source that has these .debs to [debian].fetch_order."]
@@ -359,7 +360,11 @@ def fixes(failed: Sequence[Outcome], spec: FetchSpec) -> List[str]:
 def main(argv: Sequence[str]) -> int:
     spec_path, = argv
     spec = FetchSpec.from_json(load_spec(spec_path))
-    outcomes = fetch_all(spec, ".")
+    try:
+        outcomes = fetch_all(spec, ".")
+    except (RegistryError, ValueError, OSError) as error:  # a source that cannot even be asked
+        print(f"error: the .debs of {len(spec.debs)} packages could not be fetched: {error}", file=sys.stderr)
+        return 1
     for outcome in outcomes:
         if outcome.moved_aside:
             print(f"warning: {outcome.deb.name} {outcome.deb.version}: the cached {outcome.deb.sha256}.deb did "

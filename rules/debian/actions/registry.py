@@ -82,9 +82,9 @@ class RegistryClient:
         for attempt in (0, 1):
             request = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
             if self.token:
-                request.add_header("Authorization", f"Bearer {self.token}")
+                request.add_unredirected_header("Authorization", f"Bearer {self.token}")
             elif self.basic:
-                request.add_header("Authorization", f"Basic {self.basic}")
+                request.add_unredirected_header("Authorization", f"Basic {self.basic}")
             try:
                 return urllib.request.urlopen(request, timeout=self.timeout)
             except urllib.error.HTTPError as e:
@@ -101,7 +101,7 @@ class RegistryClient:
             return False
         request = urllib.request.Request(f"{realm}?{urllib.parse.urlencode(params)}")
         if self.basic:
-            request.add_header("Authorization", f"Basic {self.basic}")
+            request.add_unredirected_header("Authorization", f"Basic {self.basic}")
         with urllib.request.urlopen(request, timeout=self.timeout) as response:
             body = json.load(response)
         self.token = body.get("token") or body.get("access_token")
