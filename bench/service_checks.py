@@ -302,6 +302,7 @@ HEALTHCHECKS: Dict[str, Tuple[str, ...]] = {
     "glance-api": ("healthcheck_curl", "http://127.0.0.1:9292/healthcheck"),
     "nova-api": ("healthcheck_curl", "http://127.0.0.1:8774"),
     "neutron-server": ("healthcheck_curl", "http://127.0.0.1:9696/healthcheck"),
+    "placement-api": ("healthcheck_curl", "http://127.0.0.1:8780"),
 }
 
 
@@ -406,6 +407,20 @@ def check_neutron(s: Session) -> str:
     return f"{health}; {client(s, server, ('versions', '9696', NEUTRON_VERSION)).strip()}"
 
 
+PLACEMENT_VERSION = '"id": "v1.0"'
+
+
+def check_placement(s: Session) -> str:
+    db, _ = start_mariadb(s, "placement-api-databases.sql")
+    # kolla_extend_start: placement-manage db sync
+    oneshot(s, "placement-api", Kolla("placement_api", "placement-api").bootstrap("KOLLA_BOOTSTRAP="),
+            network=f"container:{db}")
+    server = start(s, "placement-api", Kolla("placement_api", "placement-api"), f"container:{db}")
+    health = healthcheck(s, "placement-api", server)
+    version = client(s, server, ("versions", "8780", PLACEMENT_VERSION)).strip()
+    return f"{health}; {version}; {client(s, server, ('placement', '8780')).strip()}"
+
+
 @dataclass(frozen=True)
 class Check:
     what: str
@@ -427,6 +442,8 @@ CHECKS: Dict[str, Check] = {
                       check_nova_api),
     "neutron-server": Check("db upgrade on mariadb, healthcheck_curl, GET / versions",
                             ("neutron-server", "mariadb", CLIENT_IMAGE), check_neutron),
+    "placement-api": Check("db sync on mariadb, healthcheck_curl, GET / versions, resource provider created and "
+                           "read back", ("placement-api", "mariadb", CLIENT_IMAGE), check_placement),
 }
 
 
