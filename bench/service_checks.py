@@ -22,7 +22,8 @@ Decisions:
 - Bootstraps as kolla-ansible runs them: a one-shot container of the service's image with the same
   config directory and volumes, KOLLA_BOOTSTRAP (empty, as kolla-ansible sets it) and the default
   command, so the image's kolla_extend_start does the work: keystone-manage db_sync, glance-manage
-  db_sync, nova-manage api_db sync, neutron-db-manage upgrade head, and mariadb-install-db with
+  db_sync, nova-manage api_db sync, neutron-db-manage upgrade head, placement-manage db sync, and
+  mariadb-install-db with
   BOOTSTRAP_ARGS (the flags of Debian's postinst). Explicit commands where kolla-ansible gives one:
   `bash -c 'sudo -E kolla_set_configs && keystone-manage fernet_setup ...'`, `... nova-manage
   cell_v2 map_cell0 ...` and the cell database's `nova-manage db sync` (nova-conductor's job). `keystone-manage bootstrap` goes through `podman exec` into the running keystone
@@ -36,10 +37,10 @@ Decisions:
   in the running service container, retried until it passes within a bounded time; it must pass
   before the request is made. mariadb runs as a one-node Galera cluster (galera.cnf, as
   kolla-ansible renders it for one host), so --galera_online means something.
-- nova-api and neutron-server use the mariadb image as their database: mariadb is the first
+- nova-api, neutron-server and placement-api use the mariadb image as their database: mariadb is the first
   container of the check, the bootstraps and the service join its namespace. keystone and glance use
   SQLite in their state volume (/var/lib/keystone, /var/lib/glance). No Keystone and no message bus
-  behind glance, nova or neutron: noauth, and GET / needs neither. SQL (accounts, databases) goes
+  behind glance, nova, neutron or placement: noauth, and GET / needs neither. SQL (accounts, databases) goes
   through `podman exec` on mariadb's socket as the mysql account (bench/service-config/sql/).
 - Networking: the first container of a check runs with `--network none --name X` (the service, or
   mariadb where a service needs it; keystone's and glance's standalone bootstraps too), the others
