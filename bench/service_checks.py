@@ -22,7 +22,8 @@ Decisions:
 - Bootstraps as kolla-ansible runs them: a one-shot container of the service's image with the same
   config directory and volumes, KOLLA_BOOTSTRAP (empty, as kolla-ansible sets it) and the default
   command, so the image's kolla_extend_start does the work: keystone-manage db_sync, glance-manage
-  db_sync, nova-manage api_db sync, neutron-db-manage upgrade head, and mariadb-install-db with
+  db_sync, nova-manage api_db sync, neutron-db-manage upgrade head, placement-manage db sync, and
+  mariadb-install-db with
   BOOTSTRAP_ARGS (the flags of Debian's postinst). Explicit commands where kolla-ansible gives one:
   `bash -c 'sudo -E kolla_set_configs && keystone-manage fernet_setup ...'`, `... nova-manage
   cell_v2 map_cell0 ...` and the cell database's `nova-manage db sync` (nova-conductor's job). `keystone-manage bootstrap` goes through `podman exec` into the running keystone
@@ -36,10 +37,10 @@ Decisions:
   in the running service container, retried until it passes within a bounded time; it must pass
   before the request is made. mariadb runs as a one-node Galera cluster (galera.cnf, as
   kolla-ansible renders it for one host), so --galera_online means something.
-- nova-api and neutron-server use the mariadb image as their database: mariadb is the first
+- nova-api, neutron-server and placement-api use the mariadb image as their database: mariadb is the first
   container of the check, the bootstraps and the service join its namespace. keystone and glance use
   SQLite in their state volume (/var/lib/keystone, /var/lib/glance). No Keystone and no message bus
-  behind glance, nova or neutron: noauth, and GET / needs neither. SQL (accounts, databases) goes
+  behind glance, nova, neutron or placement: noauth, and GET / needs neither. SQL (accounts, databases) goes
   through `podman exec` on mariadb's socket as the mysql account (bench/service-config/sql/).
 - Networking: the first container of a check runs with `--network none --name X` (the service, or
   mariadb where a service needs it; keystone's and glance's standalone bootstraps too), the others
@@ -302,6 +303,7 @@ HEALTHCHECKS: Dict[str, Tuple[str, ...]] = {
     "glance-api": ("healthcheck_curl", "http://127.0.0.1:9292/healthcheck"),
     "nova-api": ("healthcheck_curl", "http://127.0.0.1:8774"),
     "neutron-server": ("healthcheck_curl", "http://127.0.0.1:9696/healthcheck"),
+    "placement-api": ("healthcheck_curl", "http://127.0.0.1:8780"),
 }
 
 
@@ -406,6 +408,20 @@ def check_neutron(s: Session) -> str:
     return f"{health}; {client(s, server, ('versions', '9696', NEUTRON_VERSION)).strip()}"
 
 
+PLACEMENT_VERSION = '"id": "v1.0"'
+
+
+def check_placement(s: Session) -> str:
+    db, _ = start_mariadb(s, "placement-api-databases.sql")
+    # kolla_extend_start: placement-manage db sync
+    oneshot(s, "placement-api", Kolla("placement_api", "placement-api").bootstrap("KOLLA_BOOTSTRAP="),
+            network=f"container:{db}")
+    server = start(s, "placement-api", Kolla("placement_api", "placement-api"), f"container:{db}")
+    health = healthcheck(s, "placement-api", server)
+    version = client(s, server, ("versions", "8780", PLACEMENT_VERSION)).strip()
+    return f"{health}; {version}; {client(s, server, ('placement', '8780')).strip()}"
+
+
 @dataclass(frozen=True)
 class Check:
     what: str
@@ -427,6 +443,8 @@ CHECKS: Dict[str, Check] = {
                       check_nova_api),
     "neutron-server": Check("db upgrade on mariadb, healthcheck_curl, GET / versions",
                             ("neutron-server", "mariadb", CLIENT_IMAGE), check_neutron),
+    "placement-api": Check("db sync on mariadb, healthcheck_curl, GET / versions, resource provider created and "
+                           "read back", ("placement-api", "mariadb", CLIENT_IMAGE), check_placement),
 }
 
 

@@ -36,6 +36,16 @@ PODMAN_RUN = ("--runtime", "runc", "run", "--rm", "--network=none",
 NO_CONFIG_TOOLS = ("sh", "-c", "for t in crudini puppet ansible ansible-playbook; do "
                    "if command -v $t >/dev/null; then echo \"found $t\"; exit 1; fi; done; echo \"user=$(id -un)\"")
 
+# nova's fake virt driver, as `compute_driver = fake.FakeDriver` loads it: servers without KVM or libvirtd.
+NOVA_FAKE_DRIVER = (
+    "python3", "-c",
+    "from nova import config; from nova.virt import driver; import nova.conf; "
+    "config.parse_args([], default_config_files=[]); "
+    "nova.conf.CONF.set_override('compute_driver', 'fake.FakeDriver'); "
+    "d = driver.load_compute_driver(None); d.init_host('compute1'); "
+    "print(type(d).__module__ + '.' + type(d).__name__, d.get_available_nodes())",
+)
+
 RABBITMQ_VERSION = (
     "erl", "-noshell", "-eval",
     'true = code:add_path(hd(filelib:wildcard("/usr/lib/rabbitmq/lib/rabbitmq_server-*/plugins/rabbit-*/ebin"))), '
@@ -83,9 +93,12 @@ CHECKS: List[Check] = [
              "nova.conductor.manager, nova.scheduler.manager, websockify"),
     *imports("nova-compute", "nova.cmd.compute, nova.compute.manager, nova.virt.libvirt.driver, "
              "nova.virt.libvirt.imagebackend, nova.storage.rbd_utils, rados, rbd"),
+    Check("nova-compute", NOVA_FAKE_DRIVER, r"^nova\.virt\.fake\.FakeDriver \['compute1'\]$", "fake virt driver loads"),
     *imports("glance-api", "glance.cmd.api, glance.api.v2.router, glance_store, lxml.etree"),
     *imports("keystone", "keystone.server.flask.application, keystone.server.wsgi, saml2, repoze.who"),
     *imports("neutron-server", "neutron.cmd.eventlet.server, neutron.plugins.ml2.plugin, netaddr"),
+    *service("placement-api", ("placement-manage", "--version"), r"^8\.\d+\.\d+$", "placement"),
+    *imports("placement-api", "placement.wsgi, placement.deploy, placement.handlers.resource_provider, pymysql"),
     *service("neutron-server", ("neutron-server", "--version"), r"^neutron-server 21\.\d+\.\d+$", "neutron"),
     *service("memcached", ("memcached", "-h"), r"^memcached 1\.6\.\d+", "memcached"),
     Check("memcached", ("sudo", "-n", "-l"), r"NOPASSWD: /usr/local/bin/kolla_set_configs", "sudo runs kolla_set_configs"),

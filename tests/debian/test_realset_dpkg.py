@@ -22,9 +22,9 @@ pytestmark = pytest.mark.realset
 
 REPO = Path(__file__).resolve().parents[2]
 DIST = REPO / "dist"
-IMAGES = ("base", "python-base", "openstack-base", "keystone", "glance-api", "neutron-server", "config-tools",
-          "nova-base", "nova-api", "nova-conductor", "nova-scheduler", "nova-compute", "memcached", "mariadb",
-          "rabbitmq")
+IMAGES = ("base", "python-base", "openstack-base", "keystone", "glance-api", "placement-api", "neutron-server",
+          "config-tools", "nova-base", "nova-api", "nova-conductor", "nova-scheduler", "nova-compute", "memcached",
+          "mariadb", "rabbitmq")
 PODMAN = ("podman", "--runtime", "runc", "run", "--rm", "--network=none", "--ulimit", "nofile=1024:1024",
           "--ulimit", "nproc=1024:1024", "--user", "0", "--entrypoint", "/bin/sh")
 

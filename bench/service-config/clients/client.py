@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 
 HOST = "127.0.0.1"
 
@@ -139,12 +140,34 @@ def versions(port, wanted):
     print(f"ok: GET / -> {status}, version document with {wanted}")
 
 
+def placement(port):
+    """Placement with noauth2: the token "admin" is an admin user. An empty inventory of resource providers,
+    then one created and read back, at microversion 1.0 (what nova-compute's report client starts from)."""
+    base = f"http://{HOST}:{port}"
+    headers = {"X-Auth-Token": "admin", "OpenStack-API-Version": "placement 1.0", "Accept": "application/json"}
+    status, _, body = http("GET", f"{base}/resource_providers", headers=headers)
+    expect(status, (200,), "GET /resource_providers", body)
+    if json.loads(body) != {"resource_providers": []}:
+        sys.exit(f"GET /resource_providers on a fresh database: {body[:400]!r}")
+    provider = {"name": "service-check", "uuid": str(uuid.uuid4())}
+    status, _, body = http("POST", f"{base}/resource_providers", json.dumps(provider).encode(),
+                           {**headers, "Content-Type": "application/json"})
+    expect(status, (201,), "POST /resource_providers", body)
+    status, response, body = http("GET", f"{base}/resource_providers/{provider['uuid']}", headers=headers)
+    expect(status, (200,), "GET /resource_providers/UUID", body)
+    record = json.loads(body)
+    if (record.get("uuid"), record.get("name")) != (provider["uuid"], provider["name"]):
+        sys.exit(f"resource provider read back does not match {provider}: {body[:400]!r}")
+    print(f"ok: resource provider {provider['uuid']} created and read back (generation {record.get('generation')}, "
+          f"{response.get('OpenStack-API-Version')})")
+
+
 def port_open(port):
     print(f"ok: {HOST}:{port} accepts connections")
 
 
 COMMANDS = {"port": port_open, "memcached": memcached, "amqp": amqp, "keystone": keystone, "glance": glance,
-            "versions": versions}
+            "versions": versions, "placement": placement}
 
 
 def main(argv):
