@@ -384,14 +384,23 @@ NOVA_BOOTSTRAPS = (("nova_api_map_cell0", "sudo -E kolla_copy_cacerts && nova-ma
                    ("nova_cell_bootstrap", "nova-manage db sync"))  # kolla-ansible: on nova-conductor, Kolla's hook
 
 
+def start_api_on_mariadb(s: Session, image: str, name: str, sql: str,
+                         jobs: Sequence[Tuple[str, str]] = ()) -> Tuple[str, str]:
+    """An API service over a database in the mariadb image, as kolla-ansible runs it: the KOLLA_BOOTSTRAP
+    job of its image (its kolla_extend_start syncs the schema), any explicit jobs, then the service and
+    its healthcheck. Returns the service container and the healthcheck's line."""
+    db, _ = start_mariadb(s, sql)
+    network = f"container:{db}"
+    oneshot(s, image, Kolla(name, image).bootstrap("KOLLA_BOOTSTRAP="), network=network)
+    for job, command in jobs:
+        kolla_oneshot(s, image, Kolla(job, image), command, network)
+    server = start(s, image, Kolla(name, image), network)
+    return server, healthcheck(s, image, server)
+
+
 def check_nova_api(s: Session) -> str:
-    db, _ = start_mariadb(s, "nova-api-databases.sql")
-    # kolla_extend_start: nova-manage api_db sync
-    oneshot(s, "nova-api", Kolla("nova_api", "nova-api").bootstrap("KOLLA_BOOTSTRAP="), network=f"container:{db}")
-    for name, command in NOVA_BOOTSTRAPS:
-        kolla_oneshot(s, "nova-api", Kolla(name, "nova-api"), command, f"container:{db}")
-    server = start(s, "nova-api", Kolla("nova_api", "nova-api"), f"container:{db}")
-    health = healthcheck(s, "nova-api", server)
+    # kolla_extend_start: nova-manage api_db sync; then cell0's mapping and the cell database's schema
+    server, health = start_api_on_mariadb(s, "nova-api", "nova_api", "nova-api-databases.sql", NOVA_BOOTSTRAPS)
     return f"{health}; {client(s, server, ('versions', '8774', NOVA_VERSION)).strip()}"
 
 
@@ -399,12 +408,8 @@ NEUTRON_VERSION = '"id": "v2.0"'
 
 
 def check_neutron(s: Session) -> str:
-    db, _ = start_mariadb(s, "neutron-server-databases.sql")
     # kolla_extend_start: neutron-db-manage upgrade head
-    oneshot(s, "neutron-server", Kolla("neutron", "neutron-server").bootstrap("KOLLA_BOOTSTRAP="),
-            network=f"container:{db}")
-    server = start(s, "neutron-server", Kolla("neutron_server", "neutron-server"), f"container:{db}")
-    health = healthcheck(s, "neutron-server", server)
+    server, health = start_api_on_mariadb(s, "neutron-server", "neutron_server", "neutron-server-databases.sql")
     return f"{health}; {client(s, server, ('versions', '9696', NEUTRON_VERSION)).strip()}"
 
 
@@ -412,12 +417,8 @@ PLACEMENT_VERSION = '"id": "v1.0"'
 
 
 def check_placement(s: Session) -> str:
-    db, _ = start_mariadb(s, "placement-api-databases.sql")
     # kolla_extend_start: placement-manage db sync
-    oneshot(s, "placement-api", Kolla("placement_api", "placement-api").bootstrap("KOLLA_BOOTSTRAP="),
-            network=f"container:{db}")
-    server = start(s, "placement-api", Kolla("placement_api", "placement-api"), f"container:{db}")
-    health = healthcheck(s, "placement-api", server)
+    server, health = start_api_on_mariadb(s, "placement-api", "placement_api", "placement-api-databases.sql")
     version = client(s, server, ("versions", "8780", PLACEMENT_VERSION)).strip()
     return f"{health}; {version}; {client(s, server, ('placement', '8780')).strip()}"
 
