@@ -28,7 +28,7 @@ def image(name: str = "//img", layers: Iterable[LayerDescriptor] = (), parent: O
 
 def accounts(users: Optional[Mapping] = None, groups: Optional[Mapping] = None):
     """AccountIds for package layers: base-passwd's ids plus `users` ({name: {uid, gid}}) and `groups`."""
-    from debian.actions.layereffects import AccountIds
+    from debian.actions.accounts import AccountIds
 
     return AccountIds.with_base({"users": dict(users or {}), "groups": dict(groups or {})})
 

@@ -34,7 +34,7 @@ from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from oci.action import ActionRequest
 from debian.debian_lock import ImagePackageRequest, OptionalImagePackageRequest, PackageRequestFor, SourcesManifest
 from debian.actions.build_package_layer import DebSpec, PackageLayerSpec
-from debian.actions.layereffects import AccountIds
+from debian.actions.accounts import AccountIds
 from debian.users import UsersTable
 from debian.actions.fetch_debs import KINDS, REPORT, FetchDeb, FetchSpec
 from debian.actions.registry import RegistryError, parse_archive

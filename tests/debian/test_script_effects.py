@@ -12,14 +12,15 @@ import yaml
 
 from debian.actions.debcontents import DebInput
 from debian.actions.deblayer import package_layer
-from debian.actions.layereffects import AccountIds, apply_effects
+from debian.actions.accounts import AccountIds
+from debian.actions.layereffects import apply_effects
 from debian.actions.scriptcommands import scan_commands
-from debian.actions.scripteffects import Accounts, FinalEntry, PackageInput, PathState, final_entries, parse_mode, plan
+from debian.actions.scripteffects import FinalEntry, PackageInput, PathState, final_entries, parse_mode, plan
 from debian.actions.scriptflow import guarded_commands
 from debian.actions.shell import tokenize
 from oci.actions.tarlayer import DIR, FILE
 
-ACCOUNTS = Accounts(users={"root": 0, "rabbitmq": 42439, "mysql": 42434, "glance": 42415},
+ACCOUNTS = AccountIds(users={"root": 0, "rabbitmq": 42439, "mysql": 42434, "glance": 42415},
                     groups={"root": 0, "adm": 4, "rabbitmq": 42439, "mysql": 42434, "glance": 42415},
                     primary_gid={"root": 0, "rabbitmq": 42439, "mysql": 42434, "glance": 42415})
 BASE = tuple(PathState(p, DIR, 0o755) for p in ("/etc", "/var", "/var/lib", "/var/log", "/usr", "/usr/share"))

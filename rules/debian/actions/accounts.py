@@ -9,11 +9,55 @@ comes from one fixed table, so a uid never depends on install order.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Optional, Sequence
+
+# base-passwd's static accounts (passwd.master and group.master of bookworm): the same ids on
+# every Debian system, so a maintainer-script effect may name them before /etc/passwd exists.
+BASE_USERS = {"root": (0, 0), "daemon": (1, 1), "bin": (2, 2), "sys": (3, 3), "sync": (4, 65534),
+              "games": (5, 60), "man": (6, 12), "lp": (7, 7), "mail": (8, 8), "news": (9, 9), "uucp": (10, 10),
+              "proxy": (13, 13), "www-data": (33, 33), "backup": (34, 34), "list": (38, 38), "irc": (39, 39),
+              "_apt": (42, 65534), "nobody": (65534, 65534)}
+BASE_GROUPS = {"root": 0, "daemon": 1, "bin": 2, "sys": 3, "adm": 4, "tty": 5, "disk": 6, "lp": 7, "mail": 8,
+               "news": 9, "uucp": 10, "man": 12, "proxy": 13, "kmem": 15, "dialout": 20, "fax": 21, "voice": 22,
+               "cdrom": 24, "floppy": 25, "tape": 26, "sudo": 27, "audio": 29, "dip": 30, "www-data": 33,
+               "backup": 34, "operator": 37, "list": 38, "irc": 39, "src": 40, "shadow": 42, "utmp": 43,
+               "video": 44, "sasl": 45, "plugdev": 46, "staff": 50, "games": 60, "users": 100, "nogroup": 65534}
 
 
 class AccountError(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class AccountIds:
+    """Names to ids for the maintainer-script effect rules: base-passwd's static accounts, then the
+    users table."""
+
+    users: Mapping[str, int]
+    groups: Mapping[str, int]
+    primary_gid: Mapping[str, int]  # user -> gid of its primary group
+
+    def uid(self, name: str) -> Optional[int]:
+        return int(name) if name.isdigit() else self.users.get(name)
+
+    def gid(self, name: str) -> Optional[int]:
+        return int(name) if name.isdigit() else self.groups.get(name)
+
+    def to_json(self) -> dict:
+        return {"users": dict(self.users), "groups": dict(self.groups), "primary_gid": dict(self.primary_gid)}
+
+    @classmethod
+    def from_json(cls, value: Mapping) -> "AccountIds":
+        return cls(dict(value["users"]), dict(value["groups"]), dict(value["primary_gid"]))
+
+    @classmethod
+    def with_base(cls, table: Mapping) -> "AccountIds":
+        """The users table ({"users": {name: {uid, gid}}, "groups": {name: gid}}) over base-passwd's ids."""
+        users = {name: uid for name, (uid, _) in BASE_USERS.items()}
+        primary = {name: gid for name, (_, gid) in BASE_USERS.items()}
+        users.update({name: int(u["uid"]) for name, u in table["users"].items()})
+        primary.update({name: int(u["gid"]) for name, u in table["users"].items()})
+        return cls(users, {**BASE_GROUPS, **{k: int(v) for k, v in table["groups"].items()}}, primary)
 
 
 @dataclass(frozen=True)

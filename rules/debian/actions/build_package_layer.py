@@ -28,7 +28,8 @@ from oci.actions.tarlayer import FILE, HARDLINK, Entry, LayerError, open_content
 from .debfile import DebError
 from .debcontents import DebInput
 from .deblayer import DuplicatePackage, FileConflict, filtered_layer, layer_packages_json, merge_debs
-from .layereffects import AccountIds, apply_effects
+from .accounts import AccountIds
+from .layereffects import apply_effects
 from .pathfilter import PathFilter, PatternError
 
 PACKAGES_JSON = "packages.json"

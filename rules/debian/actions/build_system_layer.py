@@ -26,7 +26,17 @@ from oci.actions.build_layer import write_layer_files
 from oci.actions.specs import LayerSettings, load_spec
 from oci.actions.tarlayer import DIR, FILE, Entry
 
-from .accounts import AccountError, Accounts, Group, User, merge_accounts, parse_group, parse_passwd
+from .accounts import (
+    BASE_GROUPS,
+    BASE_USERS,
+    AccountError,
+    Accounts,
+    Group,
+    User,
+    merge_accounts,
+    parse_group,
+    parse_passwd,
+)
 from .debcontents import merged_usr_root_links
 from .dpkgdb import StatusError, StatusRecord, dpkg_path_filter_cfg, image_database_entries
 from .effectcheck import UncoveredEffect, check_effects
@@ -254,11 +264,9 @@ def table_accounts(spec: SystemLayerSpec, chain: ChainPackages) -> dict:
     return {"users": users, "groups": groups, "memberships": memberships}
 
 
-# Accounts base-passwd's master files already hold; packages "create" them idempotently.
-BASE_ACCOUNTS = {"root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy",
-                 "www-data", "backup", "list", "irc", "_apt", "nobody", "nogroup", "adm", "tty", "disk", "kmem",
-                 "dialout", "fax", "voice", "cdrom", "floppy", "tape", "sudo", "audio", "dip", "operator", "src",
-                 "shadow", "utmp", "video", "sasl", "plugdev", "staff", "users", "gnats"}
+# Accounts base-passwd's master files already hold; packages "create" them idempotently. gnats
+# left the master files before bookworm; a package that still creates it gets the old static one.
+BASE_ACCOUNTS = frozenset({*BASE_USERS, *BASE_GROUPS, "gnats"})
 
 
 def base_account(name: str) -> bool:

@@ -12,59 +12,18 @@ and for audits.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import Dict, List, Mapping, Sequence, Tuple
 
 from oci.actions.tarlayer import DIR, FILE, HARDLINK, Entry
 
+from .accounts import AccountIds
 from .debcontents import InstalledPackage
 from .deblayer import FileConflict
 from .scriptcommands import HANDLED_KINDS, scan_commands
-from .scripteffects import Accounts, FinalEntry, PackageInput, PathState, Plan, final_entries, first_path, plan
+from .scripteffects import FinalEntry, PackageInput, PathState, Plan, final_entries, first_path, plan
 
 TMPFILES_DIRS = ("usr/lib/tmpfiles.d/",)
 UNIT_DIRS = ("usr/lib/systemd/system/",)  # /lib/systemd/system after the merged-/usr move
-
-
-# base-passwd's static accounts (passwd.master and group.master of bookworm): the same ids on
-# every Debian system, so an effect may name them before the system layer writes /etc/passwd.
-BASE_USERS = {"root": (0, 0), "daemon": (1, 1), "bin": (2, 2), "sys": (3, 3), "sync": (4, 65534),
-              "games": (5, 60), "man": (6, 12), "lp": (7, 7), "mail": (8, 8), "news": (9, 9), "uucp": (10, 10),
-              "proxy": (13, 13), "www-data": (33, 33), "backup": (34, 34), "list": (38, 38), "irc": (39, 39),
-              "_apt": (42, 65534), "nobody": (65534, 65534)}
-BASE_GROUPS = {"root": 0, "daemon": 1, "bin": 2, "sys": 3, "adm": 4, "tty": 5, "disk": 6, "lp": 7, "mail": 8,
-               "news": 9, "uucp": 10, "man": 12, "proxy": 13, "kmem": 15, "dialout": 20, "fax": 21, "voice": 22,
-               "cdrom": 24, "floppy": 25, "tape": 26, "sudo": 27, "audio": 29, "dip": 30, "www-data": 33,
-               "backup": 34, "operator": 37, "list": 38, "irc": 39, "src": 40, "shadow": 42, "utmp": 43,
-               "video": 44, "sasl": 45, "plugdev": 46, "staff": 50, "games": 60, "users": 100, "nogroup": 65534}
-
-
-@dataclass(frozen=True)
-class AccountIds:
-    """Names to ids for the effect rules: base-passwd's static accounts, then the users table."""
-
-    users: Mapping[str, int]
-    groups: Mapping[str, int]
-    primary_gid: Mapping[str, int]
-
-    def to_json(self) -> dict:
-        return {"users": dict(self.users), "groups": dict(self.groups), "primary_gid": dict(self.primary_gid)}
-
-    @classmethod
-    def from_json(cls, value: Mapping) -> "AccountIds":
-        return cls(dict(value["users"]), dict(value["groups"]), dict(value["primary_gid"]))
-
-    def accounts(self) -> Accounts:
-        return Accounts(self.users, self.groups, self.primary_gid)
-
-    @classmethod
-    def with_base(cls, table: Mapping) -> "AccountIds":
-        """The users table ({"users": {name: {uid, gid}}, "groups": {name: gid}}) over base-passwd's ids."""
-        users = {name: uid for name, (uid, _) in BASE_USERS.items()}
-        primary = {name: gid for name, (_, gid) in BASE_USERS.items()}
-        users.update({name: int(u["uid"]) for name, u in table["users"].items()})
-        primary.update({name: int(u["gid"]) for name, u in table["users"].items()})
-        return cls(users, {**BASE_GROUPS, **{k: int(v) for k, v in table["groups"].items()}}, primary)
 
 
 def read_text(entry: Entry, by_path: Mapping[str, Entry]) -> str:
@@ -105,11 +64,12 @@ def apply_effects(packages: Sequence[InstalledPackage], entries: Sequence[Entry]
     records: Dict[Tuple[str, str], dict] = {}
     for package in packages:
         package_in = package_input(package, by_path)
-        result = plan(package_in, ids.accounts())
-        for final in final_entries(package_in, result):
+        result = plan(package_in, ids)
+        finals = final_entries(package_in, result)
+        for final in finals:
             by_path[final.path.lstrip("/")] = effect_entry(final, by_path, made, package.name)
-        records[(package.name, package.control.architecture)] = dict(
-            record(result, final_entries(package_in, result)), by_kind=kind_effects(package))
+        records[(package.name, package.control.architecture)] = dict(record(result, finals),
+                                                                     by_kind=kind_effects(package))
     return [by_path[p] for p in sorted(by_path)], records
 
 

@@ -36,6 +36,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 from oci.actions.tarlayer import DIR, FILE, HARDLINK, SYMLINK
 
 from . import shell
+from .accounts import AccountIds
 from .scriptcommands import HANDLED_KINDS, ScriptCommand
 
 DEFAULT_DIR_MODE = 0o755   # mkdir/install -d under dpkg's umask 022
@@ -44,21 +45,6 @@ DEFAULT_INSTALL_MODE = 0o755  # install(1) without -m
 
 
 # ---------------------------------------------------------------- inputs
-
-
-@dataclass(frozen=True)
-class Accounts:
-    """Names to ids: the users table plus base-passwd's master files."""
-
-    users: Mapping[str, int]
-    groups: Mapping[str, int]
-    primary_gid: Mapping[str, int]  # user -> gid of its primary group
-
-    def uid(self, name: str) -> Optional[int]:
-        return int(name) if name.isdigit() else self.users.get(name)
-
-    def gid(self, name: str) -> Optional[int]:
-        return int(name) if name.isdigit() else self.groups.get(name)
 
 
 @dataclass(frozen=True)
@@ -224,7 +210,7 @@ def merged_usr(path: str) -> str:
     return "/usr" + path if top in MERGED_USR_DIRS else path
 
 
-def owner_ids(spec: str, accounts: Accounts) -> Tuple[Optional[int], Optional[int]]:
+def owner_ids(spec: str, accounts: AccountIds) -> Tuple[Optional[int], Optional[int]]:
     """`user`, `user:group`, `user:`, `:group`, `user.group` -> ids; Unresolved for names not in the table."""
     if re.search(r"[$`]", spec):
         raise Unresolved(f"owner {spec!r} is only known at run time")
@@ -328,7 +314,7 @@ class Builder:
     """Effects in command order, and the tree they leave."""
 
     package: str
-    accounts: Accounts
+    accounts: AccountIds
     tree: Tree
     items: Dict[str, list] = field(default_factory=lambda: {k: [] for k in (
         "directories", "attributes", "copies", "removals", "noops", "skipped", "unapplied")})
@@ -775,7 +761,7 @@ class FinalEntry:
     source: Optional[str] = None  # copies: the shipped file the content comes from
 
 
-def plan(package: PackageInput, accounts: Accounts) -> Plan:
+def plan(package: PackageInput, accounts: AccountIds) -> Plan:
     """Effects of one package: script commands in order, then tmpfiles.d files, then units (by path)."""
     b = Builder(package.name, accounts, Tree(package.files, package.image_paths))
     for command in package.commands:
