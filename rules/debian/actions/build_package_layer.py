@@ -13,7 +13,6 @@ accounts of the spec, and recorded as its `script_effects`.  The order of `debs`
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -25,7 +24,7 @@ from oci.actions.build_layer import write_layer_files
 from oci.actions.specs import LayerDescriptor, LayerSettings, load_spec
 from oci.actions.tarlayer import FILE, HARDLINK, Entry, LayerError, open_content
 
-from .debfile import DebError
+from .debfile import DebError, file_sha256
 from .debcontents import DebInput
 from .deblayer import DuplicatePackage, FileConflict, filtered_layer, layer_packages_json, merge_debs
 from .accounts import AccountIds
@@ -93,14 +92,6 @@ def verify_deb(deb: DebSpec) -> None:
             f"got sha256 {sha256} and size {size}. The lock is stale or the cached .deb is damaged: regenerate "
             "the lock (`pants generate-lockfiles --resolve=debian`) or delete the file from the .deb cache "
             "([debian].deb_cache).")
-
-
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1024 * 1024), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def build_package_layer(spec: PackageLayerSpec, out_dir: str) -> LayerDescriptor:

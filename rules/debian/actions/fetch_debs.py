@@ -46,6 +46,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from oci.actions.specs import load_spec
 
+from .debfile import file_sha256
 from .registry import RegistryClient, RegistryError, parse_archive
 
 DEBS_DIR = "debs"
@@ -144,14 +145,6 @@ def check_bytes(deb: FetchDeb, size: int, sha256: str) -> None:
         raise Mismatch(f"more than the locked {deb.size} bytes")
     if sha256 != deb.sha256:
         raise Mismatch(f"sha256 {sha256}, the lock has {deb.sha256}")
-
-
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class Fetcher:
