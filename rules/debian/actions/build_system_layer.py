@@ -39,7 +39,7 @@ from .accounts import (
 )
 from .debcontents import merged_usr_root_links
 from .dpkgdb import StatusError, StatusRecord, dpkg_path_filter_cfg, image_database_entries
-from .effectcheck import UncoveredEffect, check_effects
+from .effectcheck import UncoveredEffect, check_effects, script_effects
 from .elf import SharedObject
 from .pathfilter import PathFilter
 from .ldcache import GENERATOR, LD_SO_CACHE, TRIPLETS, ImageTree, LdCacheError, Node, build_ld_cache, cache_bytes
@@ -178,7 +178,7 @@ def effect_directories(chain: ChainPackages) -> list[Entry]:
     """
     found: dict[str, tuple[dict, str]] = {}
     for package in chain.packages:
-        for applied in (package.get("script_effects") or {}).get("applied", ()):
+        for applied in script_effects(package)["applied"]:
             if applied["kind"] != DIR:
                 continue
             earlier = found.get(applied["path"])
