@@ -502,9 +502,18 @@ def upgrade(plane: Plane, service_name: str, layout: str) -> Tuple[Tuple[str, fl
 
 
 def verify(plane: Plane, scenario: str = "exercise") -> List[dict]:
-    """deploy/client/cloud.py SCENARIO: one JSON line per step (step, ok, seconds, detail)."""
-    output = client(plane, "cloud.py", (scenario,), timeout=900)
-    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    """deploy/client/cloud.py SCENARIO: one record per step (step, container, ok, seconds, detail). A
+    failing step raises, with the state, health and log tail of the container it exercised."""
+    try:
+        output = client(plane, "cloud.py", (scenario,), timeout=900)
+    except DeployError as failed:
+        steps = [json.loads(line) for line in failed.logs.splitlines() if line.startswith('{"step"')]
+        if not steps:
+            raise
+        last = steps[-1]
+        name = plane.container(last["container"])
+        raise DeployError(name, f"client step '{last['step']}'", last["detail"], plane.podman.report(name)) from None
+    return [json.loads(line) for line in output.splitlines() if line.startswith('{"step"')]
 
 
 # --- command line --------------------------------------------------------------------------------------

@@ -15,9 +15,10 @@ Decisions:
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 RUNTIME = ("--runtime", "runc")
 LIMITS = ("--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024")
@@ -107,20 +108,14 @@ class Podman:
     def volume_exists(self, name: str) -> bool:
         return self.run(["volume", "exists", name], 30).returncode == 0
 
-    def stats(self) -> Dict[str, int]:
-        """Memory in use per running container, in bytes (one `podman stats` sample)."""
-        proc = self.run(["stats", "--no-stream", "--no-reset", "--format", "json"], 60)
-        if proc.returncode:
-            return {}
-        return {entry["name"]: int(entry.get("mem_usage_bytes") or parse_size(entry.get("mem_usage", "0")))
-                for entry in json.loads(proc.stdout or b"[]")}
-
-
-UNITS = {"b": 1, "kb": 10 ** 3, "mb": 10 ** 6, "gb": 10 ** 9, "kib": 2 ** 10, "mib": 2 ** 20, "gib": 2 ** 30}
-
-
-def parse_size(text: str) -> int:
-    """'123.4MB / 24GB' -> 123400000 (podman's human-readable memory figure, the used part)."""
-    used = text.split("/")[0].strip().lower()
-    number = used.rstrip("abcdefghijklmnopqrstuvwxyz")
-    return int(float(number or 0) * UNITS.get(used[len(number):].strip(), 1))
+    def peak_memory(self, name: str) -> Optional[int]:
+        """The most memory the container's cgroup has used, in bytes (page cache included), as the
+        kernel counts it: memory.max_usage_in_bytes (cgroup v1) or memory.peak (v2)."""
+        proc = self.run(["inspect", "--type", "container", "--format", "{{.State.CgroupPath}}", name], 30)
+        cgroup = proc.stdout.decode().strip()
+        for path in (f"/sys/fs/cgroup/memory{cgroup}/memory.max_usage_in_bytes",
+                     f"/sys/fs/cgroup{cgroup}/memory.peak"):
+            if proc.returncode == 0 and cgroup and os.path.exists(path):
+                with open(path, encoding="ascii") as f:
+                    return int(f.read().strip())
+        return None

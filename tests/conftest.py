@@ -11,11 +11,11 @@ from aptrepo import apt_keys, apt_repo, apt_repo_factory  # noqa: E402,F401
 
 
 # Markers of tests that need `./pants package ::` first and take minutes on dist/.
-ON_REQUEST = ("services", "realset")
+ON_REQUEST = ("services", "realset", "controlplane")
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests of the real image set run only when asked for by name (`-m services`, `-m realset`): a -m
+    """Tests of the real image set run only when asked for by name (`-m services`, `-m realset`, `-m controlplane`): a -m
     given on the command line replaces pytest.ini's, so `-m "not e2e"` alone would otherwise run them."""
     import pytest
 

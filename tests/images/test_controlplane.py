@@ -1,0 +1,111 @@
+"""The control plane: the whole set deployed from dist/ as kolla-ansible deploys it, proved by a real client.
+
+Run with `./run-tests -m controlplane` after `./pants package ::`. One plane (deploy/controlplane.py,
+containers and volumes prefixed `cptest_`) is brought up for the module and removed afterwards, also
+on failure. A failing step fails its test with the step, the container it exercised, that
+container's state, health and log tail.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DIST = Path(os.environ.get("SERVICE_CHECKS_DIST", REPO_ROOT / "dist"))
+sys.path.insert(0, str(REPO_ROOT))
+
+from deploy import controlplane as cp  # noqa: E402
+from deploy.podman import DeployError, Podman  # noqa: E402
+
+pytestmark = pytest.mark.controlplane
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("controlplane_bench", REPO_ROOT / "bench" / "controlplane.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = load_bench()
+
+
+def deployed(action, *args):
+    """`action(*args)`, with a failed deployment step reported as the test's failure."""
+    try:
+        return action(*args)
+    except DeployError as error:
+        pytest.fail(f"{error.container}: {error.step}: {error.reason}\n{error.logs}", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def plane(tmp_path_factory):
+    podman = shutil.which("podman")
+    if podman is None:
+        pytest.skip("needs podman")
+    images = sorted({s.image for s in cp.SERVICES} | {cp.CLIENT_IMAGE})
+    missing = [i for i in images if not (DIST / f"images.{i}" / i / "index.json").is_file()]
+    if missing:
+        pytest.skip(f"no OCI layouts for {', '.join(missing)} in {DIST} (run ./pants package :: first)")
+    plane = cp.Plane(Podman(podman), str(DIST), str(tmp_path_factory.mktemp("controlplane")), "cptest_")
+    cp.down(plane)
+    try:
+        deployed(cp.up, plane)
+        yield plane
+    finally:
+        cp.down(plane)
+
+
+def inspect(plane, name: str, template: str) -> str:
+    return plane.podman.ok(["inspect", "--format", template, name], 30, name, "inspect").strip()
+
+
+def test_every_container_is_healthy_in_one_network_namespace(plane):
+    rows = cp.status(plane)
+    assert [name for name, _, healthy in rows if not healthy] == [], rows
+    owner = plane.network_owner
+    assert inspect(plane, owner, "{{.HostConfig.NetworkMode}}") == "none"
+    owner_id = inspect(plane, owner, "{{.Id}}")
+    for service in cp.SERVICES[1:]:
+        name = plane.container(service.name)
+        assert inspect(plane, name, "{{.HostConfig.NetworkMode}}") == f"container:{owner_id}", name
+        env = inspect(plane, name, "{{json .Config.Env}}")
+        assert '"KOLLA_CONFIG_STRATEGY=COPY_ALWAYS"' in env and f'"KOLLA_SERVICE_NAME=' in env, name
+        mounts = inspect(plane, name, '{{range .Mounts}}{{.Destination}}={{.RW}} {{end}}').split()
+        assert f"{cp.KOLLA_CONFIG_DIR}=false" in mounts, (name, mounts)
+
+
+def test_services_run_as_their_images_users(plane):
+    for service in ("memcached", "rabbitmq", "nova_compute", "neutron_server", "glance_api"):
+        name = plane.container(service)
+        image_user = inspect(plane, inspect(plane, name, "{{.Image}}"), "{{.Config.User}}")
+        assert plane.podman.ok(["exec", name, "id", "-un"], 30, name, "id").strip() == image_user, service
+
+
+EXERCISE = ["token", "project and user", "image upload and download", "flavor", "server ACTIVE, listed, deleted",
+            "network and subnet", "clean up"]
+
+
+def test_a_real_client_exercises_the_cloud(plane):
+    steps = deployed(cp.verify, plane, "exercise")
+    assert [s["step"] for s in steps] == EXERCISE
+    assert all(s["ok"] for s in steps), steps
+    assert "ACTIVE on controlplane" in steps[4]["detail"]
+
+
+def test_an_upgraded_keystone_keeps_the_clouds_data(plane, tmp_path):
+    drill = deployed(bench.upgrade_drill, plane, str(tmp_path))
+    assert all(s["ok"] for s in drill["kept"]), drill["kept"]
+    assert drill["new_image"] != drill["old_image"]
+    assert [step for step, _ in drill["upgrade_steps"]] == ["KOLLA_UPGRADE", "restart", "KOLLA_FINISH_UPGRADE"]
+    assert drill["new_file_seen"], f"{drill['new_file']} is not in the upgraded keystone container"
+    assert [s["step"] for s in drill["survived"]] == ["token", "survivor user", "survivor image downloads intact",
+                                                       "survivor server ACTIVE", "survivor network"]
+    assert all(s["ok"] for s in drill["survived"]), drill["survived"]
