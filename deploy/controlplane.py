@@ -37,6 +37,7 @@ import secrets
 import string
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -375,20 +376,32 @@ def up_identity(plane: Plane, values: Dict[str, str], new_volumes: Sequence[str]
     client(plane, "register.py", stdin=catalog_spec(values))
 
 
-def up_compute(plane: Plane, values: Dict[str, str]) -> None:
-    """Schemas of glance, placement, nova and neutron (the images' KOLLA_BOOTSTRAP jobs and nova's
-    cell jobs), then their services; new compute hosts mapped into cell1."""
-    for service in SERVICES:
-        if service.bootstrap and service.name != "keystone":
+def bootstrap_and_start(plane: Plane, services: Sequence[Service], jobs: Sequence[Tuple[Service, str, str]] = ()
+                        ) -> None:
+    """The KOLLA_BOOTSTRAP job of each of `services` that has one, then `jobs` (service, job name,
+    command) in order, then the services."""
+    for service in services:
+        if service.bootstrap:
             job(plane, service, f"bootstrap_{service.name}", ("KOLLA_BOOTSTRAP=",))
-    nova_api, conductor = BY_NAME["nova_api"], BY_NAME["nova_conductor"]
-    job(plane, nova_api, "nova_api_map_cell0", command="nova-manage cell_v2 map_cell0")
-    job(plane, nova_api, "nova_cell_create", command=CELL1)
-    job(plane, conductor, "nova_cell_bootstrap", command="nova-manage db sync")
-    rest = [s for s in SERVICES if s.name not in ("mariadb", "memcached", "rabbitmq", "keystone")]
-    for service in rest:
+    for service, name, command in jobs:
+        job(plane, service, name, command=command)
+    for service in services:
         start(plane, service)
-    wait_healthy(plane, rest)
+
+
+def up_compute(plane: Plane, values: Dict[str, str]) -> None:
+    """glance, placement, nova and neutron, each after its schema jobs (the images' KOLLA_BOOTSTRAP and
+    nova's cell jobs), as independent chains run as many at a time as there are cores; then every
+    healthcheck, and the compute host mapped into cell1."""
+    nova = [BY_NAME[name] for name in ("nova_api", "nova_scheduler", "nova_conductor", "nova_compute")]
+    nova_jobs = ((nova[0], "nova_api_map_cell0", "nova-manage cell_v2 map_cell0"),
+                 (nova[0], "nova_cell_create", CELL1),
+                 (nova[2], "nova_cell_bootstrap", "nova-manage db sync"))
+    chains = [(nova, nova_jobs), *(([BY_NAME[name]], ()) for name in ("neutron_server", "glance_api", "placement_api"))]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for started in [pool.submit(bootstrap_and_start, plane, *chain) for chain in chains]:
+            started.result()
+    wait_healthy(plane, [service for services, _ in chains for service in services])
     discover_hosts(plane, values["host"])
 
 

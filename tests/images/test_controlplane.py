@@ -8,13 +8,14 @@ container's state, health and log tail.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import sys
 from pathlib import Path
 
 import pytest
+
+import benchscripts
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DIST = Path(os.environ.get("SERVICE_CHECKS_DIST", REPO_ROOT / "dist"))
@@ -25,16 +26,7 @@ from deploy.podman import DeployError, Podman  # noqa: E402
 
 pytestmark = pytest.mark.controlplane
 
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("controlplane_bench", REPO_ROOT / "bench" / "controlplane.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve their annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = load_bench()
+bench = benchscripts.load("controlplane", "controlplane_bench")
 
 
 def deployed(action, *args):

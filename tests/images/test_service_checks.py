@@ -8,29 +8,20 @@ the service container's log. Without podman or without the layouts the test is s
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
+
+import benchscripts
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DIST = Path(os.environ.get("SERVICE_CHECKS_DIST", REPO_ROOT / "dist"))
 
 pytestmark = pytest.mark.services
 
-
-def load_service_checks():
-    spec = importlib.util.spec_from_file_location("service_checks", REPO_ROOT / "bench" / "service_checks.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve their annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
-
-
-service_checks = load_service_checks()
+service_checks = benchscripts.load("service_checks", "service_checks")
 
 
 @pytest.mark.parametrize("service", list(service_checks.CHECKS))
