@@ -45,6 +45,7 @@ from deploy.podman import HEALTH_TIMING, LIMITS, DeployError, Podman
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
+TEMPLATES = os.path.join(HERE, "config")
 KOLLA_CONFIG_DIR = "/var/lib/kolla/config_files"
 KEYSTONE_URL = "http://127.0.0.1:5000"
 CLIENT_IMAGE = "config-tools"
@@ -185,17 +186,28 @@ def render(template_path: str, values: Dict[str, str]) -> str:
                           "(write a literal $ as $$)") from None
 
 
-def render_config(plane: Plane, values: Dict[str, str]) -> None:
-    """/etc/kolla/<service>/ of every service under the state directory, as kolla-ansible writes it."""
+def render_config(plane: Plane, values: Dict[str, str], templates: str = TEMPLATES) -> None:
+    """/etc/kolla/<service>/ of every service under the state directory, as kolla-ansible writes it.
+    A config.json that is not JSON is refused here, naming its template, before anything starts."""
     for service in SERVICES:
         target = plane.path("etc", "kolla", service.config_dir)
         os.makedirs(target, exist_ok=True)
         for directory in service.templates:
-            source = os.path.join(HERE, "config", directory)
+            source = os.path.join(templates, directory)
             for name in sorted(os.listdir(source)):
-                write_private(os.path.join(target, name), render(os.path.join(source, name), values))
-        json.loads(open(os.path.join(target, "config.json"), encoding="utf-8").read())  # refuse broken JSON here
+                text = render(os.path.join(source, name), values)
+                if name.endswith(".json"):
+                    check_json(os.path.join(source, name), text)
+                write_private(os.path.join(target, name), text)
     write_private(plane.path("clouds.yaml"), clouds_yaml(values))
+
+
+def check_json(template_path: str, text: str) -> None:
+    try:
+        json.loads(text)
+    except ValueError as bad:
+        raise DeployError("config", "render", f"{os.path.relpath(template_path, REPO)} is not JSON once rendered: "
+                          f"{bad}") from None
 
 
 def clouds_yaml(values: Dict[str, str]) -> str:
