@@ -222,11 +222,11 @@ def clouds_yaml(values: Dict[str, str]) -> str:
 
 
 def kolla_args(plane: Plane, service: Service, name: str, env: Sequence[str] = ()) -> List[str]:
-    """`run` options of one container of `service`: name, namespace, limits, kolla-ansible's environment
-    and mounts."""
+    """`podman run` options of one container of `service`: name, namespace, limits, kolla-ansible's
+    environment and mounts."""
     # mariadb owns the namespace; its bootstrap runs before it exists, on its own.
     network = "none" if service is MARIADB else f"container:{plane.network_owner}"
-    args = ["run", "--name", name, f"--network={network}", *LIMITS,
+    args = ["--name", name, f"--network={network}", *LIMITS,
             "-e", "KOLLA_CONFIG_STRATEGY=COPY_ALWAYS", "-e", f"KOLLA_SERVICE_NAME={service.name.replace('_', '-')}"]
     for item in env:
         args += ["-e", item]
@@ -240,9 +240,8 @@ def kolla_args(plane: Plane, service: Service, name: str, env: Sequence[str] = (
 def start(plane: Plane, service: Service) -> None:
     """The service's long-running container: the image's own user and command, its healthcheck declared."""
     name = plane.container(service.name)
-    args = kolla_args(plane, service, name)
-    plane.podman.ok([*args[:1], "-d", *args[1:], "--health-cmd", service.healthcheck, *HEALTH_TIMING,
-                     plane.image(service.image)], 120, name, "start")
+    plane.podman.ok(["run", "-d", *kolla_args(plane, service, name), "--health-cmd", service.healthcheck,
+                     *HEALTH_TIMING, plane.image(service.image)], 120, name, "start")
 
 
 def job(plane: Plane, service: Service, name: str, env: Sequence[str] = (), command: str = "",
@@ -250,7 +249,7 @@ def job(plane: Plane, service: Service, name: str, env: Sequence[str] = (), comm
     """A one-off container of `service`'s image: its default command with `env` (a KOLLA_* bootstrap
     job), or kolla-ansible's explicit `sudo -E kolla_set_configs && COMMAND`."""
     argv = ("bash", "-c", f"sudo -E kolla_set_configs && {command}") if command else ()
-    args = [*kolla_args(plane, service, plane.container(name), env), "--rm", plane.image(service.image), *argv]
+    args = ["run", "--rm", *kolla_args(plane, service, plane.container(name), env), plane.image(service.image), *argv]
     proc = plane.podman.run(args, timeout)
     if proc.returncode:
         raise DeployError(plane.container(name), command or " ".join(env) or "bootstrap",

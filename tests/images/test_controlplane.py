@@ -69,7 +69,7 @@ def test_every_container_is_healthy_in_one_network_namespace(plane):
         name = plane.container(service.name)
         assert inspect(plane, name, "{{.HostConfig.NetworkMode}}") == f"container:{owner_id}", name
         env = inspect(plane, name, "{{json .Config.Env}}")
-        assert '"KOLLA_CONFIG_STRATEGY=COPY_ALWAYS"' in env and f'"KOLLA_SERVICE_NAME=' in env, name
+        assert '"KOLLA_CONFIG_STRATEGY=COPY_ALWAYS"' in env and '"KOLLA_SERVICE_NAME=' in env, name
         mounts = inspect(plane, name, '{{range .Mounts}}{{.Destination}}={{.RW}} {{end}}').split()
         assert f"{cp.KOLLA_CONFIG_DIR}=false" in mounts, (name, mounts)
 
