@@ -317,7 +317,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--pantsd", action="store_true", help="let Pants use its daemon (default: --no-pantsd)")
     parser.add_argument("--skopeo", default=shutil.which("skopeo") or "skopeo")
     args = parser.parse_args(argv)
-    if args.old_lock and not os.path.isfile(args.old_lock):
+    if args.old_lock and not os.path.exists(args.old_lock):
         parser.error(f"--old-lock {args.old_lock}: no such file (give the lock as it was before the refresh)")
     if not (ROOT / LOCK).is_file():
         parser.error(f"{ROOT / LOCK} does not exist: create it with `./pants generate-lockfiles --resolve=debian`")

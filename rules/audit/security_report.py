@@ -39,7 +39,7 @@ from pants.engine.fs import CreateDigest, Digest, FileContent, MergeDigests, Wor
 from pants.engine.goal import Goal, GoalSubsystem
 from pants.engine.process import ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, goal_rule, rule
-from pants.engine.target import FilteredTargets
+from pants.engine.target import FilteredTargets, Target
 from pants.option.option_types import StrOption
 from pants.util.strutil import help_text
 from pants.vcs.git import GitWorktreeRequest, MaybeGitWorktree
@@ -110,6 +110,21 @@ def package_changes(old: Mapping, new: Mapping, chain: Sequence[str], architectu
         changes.append(PackageChange(name, str(source), was.get("version") if was else None,
                                      now.get("version") if now else None, now.get("sha256") if now else None))
     return tuple(changes)
+
+
+def parse_old_lock(text: str, options: SecurityReportSubsystem) -> dict:
+    """The lock before the refresh; an empty file means none (the first publication: every package is new)."""
+    where = f"--old-lock={options.old_lock}" if options.old_lock else f"the lock at --since={options.since}"
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise UpdateCostError(f"{where} is not YAML ({e}); give the lock file as it was before the refresh.") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or not {"architectures", "images"} <= set(data):
+        raise UpdateCostError(f"{where} is not a Debian lock (no `architectures` and `images`); give a copy of "
+                              "3rdparty/debian/lock.yaml from before `pants generate-lockfiles --resolve=debian`.")
+    return data
 
 
 def immutable_tag(lock: DebianLock) -> str:
@@ -191,7 +206,7 @@ def cve_order(cve: str) -> tuple[int, int]:
     return int(year), int(number)
 
 
-def image_changes(target, facts: ImageFacts, layout: ImageLayout, old: OldLock, new: Mapping,
+def image_changes(target: Target, facts: ImageFacts, layout: ImageLayout, old: OldLock, new: Mapping,
                   budget: Budget) -> ImageChanges:
     chain = [str(a) for a in facts.chain]
     cost = image_cost(facts, level_costs(facts, old, budget))
@@ -229,8 +244,8 @@ async def security_report(
 ) -> SecurityReportGoal:
     worktree = (await Get(MaybeGitWorktree, GitWorktreeRequest())).git_worktree if options.since else None
     try:
-        old = OldLock(yaml.safe_load(read_old_lock(options, debian.lockfile, worktree)) or {})
-    except (UpdateCostError, yaml.YAMLError) as e:
+        old = OldLock(parse_old_lock(read_old_lock(options, debian.lockfile, worktree), options))
+    except UpdateCostError as e:
         console.print_stderr(f"security-report: {e}")
         return SecurityReportGoal(exit_code=2)
     images = image_targets(targets)
