@@ -192,6 +192,9 @@ def service_checks(response: Response, step: Step) -> None:
     if response.args.skip_service_checks:
         step.detail = "skipped (--skip-service-checks)"
         return
+    if not (ROOT / "bench/service_checks.py").is_file():
+        raise RefreshError(f"{ROOT / 'bench/service_checks.py'} is missing: run from a full checkout, or give "
+                           "--skip-service-checks for images without services.")
     sys.path.insert(0, str(ROOT / "bench"))
     import service_checks as checks  # noqa: E402 - bench/ is not a package
 
