@@ -142,6 +142,10 @@ class OurSide:
                 "--insecure-registry", registry, *checks, "--report-dir", str(report), *extra, "images::"]
         return B.run(label, argv, self.ours.logs / f"{report.name}.log", cwd=self.repo, env=self.env()).check()
 
+    def start_pantsd(self) -> None:
+        B.run("ours: start pantsd (not timed)", ["./pants", "--pantsd", "--no-dynamic-ui", "list", "images::"],
+              self.ours.logs / "pantsd-start.log", cwd=self.repo, env=self.env()).check()
+
 
 def peer_side(work: Path, ours: OurSide, jobs: int) -> tuple:
     logs = work / "logs"
@@ -198,50 +202,79 @@ def run_peer_drill(kolla: Kolla, names: Sequence[str], registry: str) -> dict:
             "cpu": build.cpu + push.cpu, "run_steps": build.extra.get("run_steps_executed")}
 
 
+def run_ours_again_with_pantsd(ours: OurSide, registry: str, work: Path) -> dict:
+    """Back to the state before the update (`latest` on the previous openssl's images), then the drill
+    again with a warm pantsd, as on a developer's machine."""
+    refreshed = work / "lock-after.yaml"
+    shutil.copyfile(ours.ours.lock_path, refreshed)
+    ours.ours.bump()
+    ours.refresh("ours: back to the previous openssl (not timed)", registry, work / "report-rollback",
+                 "--old-lock", str(refreshed), checks=False)
+    ours.start_pantsd()
+    try:
+        drill = ours.refresh("ours: security refresh, warm pantsd", registry, work / "report-drill-pantsd", "--pantsd")
+    finally:
+        B.stop_pantsd(ours.repo)
+    return {"run": drill, "report": B.read_json(work / "report-drill-pantsd/report.json")}
+
+
 def ours_rows(drill: B.Run, report: dict) -> List[tuple]:
     rows = [(f"ours: {step['name']}", f"{step['seconds']:.1f} s", step["detail"][:160]) for step in report["steps"]]
     return rows + [("ours: the whole command", f"{drill.wall:.1f} s", f"CPU {drill.cpu:.1f} s")]
 
 
-def summary_table(drill: B.Run, report: dict, peer: dict | None, moved: dict) -> str:
+def summary_table(drill: B.Run, report: dict, peer: dict | None, moved: dict, warm: dict | None) -> str:
     layers = sum(1 for p in report["processes_ran"] if p.startswith("Build package layer"))
     header = ["", "ours (ci/security_refresh.py)", "Kolla-style (buildah bud + push)", "Kolla / ours"]
-    rows = [("start to all affected images published", f"{drill.wall:.1f} s",
+    rows = [("start to all affected images published (no pantsd, as in CI)", f"{drill.wall:.1f} s",
              f"{peer['wall']:.1f} s" if peer else "-", f"{peer['wall'] / drill.wall:.1f}x" if peer else "")]
+    if warm:
+        rows.append(("the same with a warm pantsd (`--pantsd`)", f"{warm['run'].wall:.1f} s",
+                     f"{peer['wall']:.1f} s" if peer else "-", f"{peer['wall'] / warm['run'].wall:.1f}x" if peer else ""))
     rows.append(("CPU", f"{drill.cpu:.1f} s", f"{peer['cpu']:.1f} s" if peer else "-", ""))
     rows.append(("rebuilt", f"{layers} package layers ({len(report['processes_ran'])} Processes)",
                  f"{peer['run_steps']} RUN steps" if peer else "-", ""))
     rows.append(("images published", str(len(report["images"])), str(len(moved.get("kolla", {}).get("per_image", {})))
                  if peer else "-", ""))
     ours_set, peer_set = moved["ours"]["set_bytes"], moved.get("kolla", {}).get("set_bytes")
-    rows.append(("bytes a host holding every image pulls", f"{B.mb(ours_set)} MB",
+    rows.append(("bytes a host holding every image pulls (compressed, each new layer once)", f"{B.mb(ours_set)} MB",
                  f"{B.mb(peer_set)} MB" if peer else "-", f"{peer_set / max(ours_set, 1):.0f}x" if peer else ""))
     return B.md_table(header, rows, "lrrr")
 
 
 def image_table(report: dict, moved: dict) -> str:
-    cves = {i["address"].rsplit(":", 1)[1]: i for i in report["images"]}
+    """One row per image; each distinct set of changes and CVEs is written out once, below the table."""
+    images = {i["address"].rsplit(":", 1)[1]: i for i in report["images"]}
+    sets: Dict[tuple, str] = {}
     rows = []
     for name in sorted(moved["ours"]["per_image"]):
         ours = moved["ours"]["per_image"][name]
         peer = moved.get("kolla", {}).get("per_image", {}).get(name)
-        image = cves.get(name, {})
+        image = images.get(name, {})
         changed = ", ".join(f"{p['name']} {p['old_version']} → {p['new_version']}" for p in image.get("packages", []))
-        rows.append((name, changed or "-", " ".join(image.get("cves", [])) or "-",
+        key = (changed, " ".join(image.get("cves", [])))
+        label = sets.setdefault(key, chr(ord("A") + len(sets)))
+        rows.append((name, f"{label}: {len(image.get('cves', []))} CVEs" if changed else "-",
                      f"{B.mb(ours['bytes'])} MB ({ours['layers']} of {ours['of']} layers)",
                      f"{B.mb(peer['bytes'])} MB ({peer['layers']} of {peer['of']} layers)" if peer else "-"))
-    return B.md_table(["image", "packages changed", "CVEs fixed (from the changelogs)", "ours: host pulls",
-                       "Kolla-style: host pulls"], rows, "lllrr")
+    table = B.md_table(["image", "changes", "ours: a host pulls", "Kolla-style: a host pulls"], rows, "llrr")
+    notes = [f"- {label}: {changed}; CVEs fixed (from the new .debs' changelogs): {cves or 'none named'}"
+             for (changed, cves), label in sets.items() if changed]
+    return table + "\n\n" + "\n".join(notes)
 
 
-def markdown(record: dict, drill: B.Run, report: dict, peer: dict | None, runs: Sequence[B.Run]) -> str:
+def markdown(record: dict, drill: B.Run, report: dict, peer: dict | None, runs: Sequence[B.Run],
+             warm: dict | None = None) -> str:
     lines = [f"Command: `{record['command']}`. Machine: {B.machine_line(record['machine'])}; "
              f"{B.busy_note(runs)}.", "",
              f"Update: {record['bump']}; the refresh from deb.debian.org's signed indexes gave: "
              f"{report['steps'][0]['detail']}. Immutable tag `{report['immutable_tag']}`; one run of each side "
              "on the stores that built the set before the update (warm).", "",
-             summary_table(drill, report, peer, record["moved"]), "",
-             B.md_table(["step", "time", "detail"], ours_rows(drill, report), "lrl"), ""]
+             summary_table(drill, report, peer, record["moved"], warm), "",
+             B.md_table(["step (no pantsd)", "time", "detail"], ours_rows(drill, report), "lrl"), ""]
+    if warm:
+        lines += [B.md_table(["step (warm pantsd)", "time", "detail"], ours_rows(warm["run"], warm["report"]), "lrl"),
+                  ""]
     if peer:
         lines += [f"Kolla-style: rebuild {peer['build'].wall:.1f} s ({peer['run_steps']} RUN steps), push "
                   f"{peer['push'].wall:.1f} s.", ""]
@@ -253,6 +286,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--no-peer", action="store_true", help="only our side")
     parser.add_argument("--service-checks", action="store_true", help="run the service checks in our drill (podman)")
+    parser.add_argument("--pantsd-too", action="store_true",
+                        help="then roll back and run our drill again with a warm pantsd (a developer's machine)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="buildah builds at once")
     parser.add_argument("--deb-cache", default=str(B.DEFAULT_DEB_CACHE))
     B.add_run_options(parser)
@@ -283,17 +318,19 @@ def main(argv=None) -> int:
         moved = {"ours": pulled(ours_old, registry_layers(registry, "ours", names, "latest"))}
         if kolla:
             moved["kolla"] = pulled(kolla_old, registry_layers(registry, "kolla", peer_names, "latest"))
-    runs = [drill] + ([peer["build"], peer["push"]] if peer else [])
+        warm = run_ours_again_with_pantsd(ours, registry, work) if args.pantsd_too else None
+    runs = [drill] + ([peer["build"], peer["push"]] if peer else []) + ([warm["run"]] if warm else [])
     record = {"command": B.command_line(), "machine": info, "bump": ours.ours.bump_text, "moved": moved,
-              "ours": {"drill": B.run_record(drill), "report": report, "first": B.run_record(before["run"])},
+              "ours": {"drill": B.run_record(drill), "report": report, "first": B.run_record(before["run"]),
+                       "warm_pantsd": {"drill": B.run_record(warm["run"]), "report": warm["report"]} if warm else None},
               "kolla": {"build": B.run_record(peer["build"]), "push": B.run_record(peer["push"]),
                         "wall": peer["wall"], "run_steps": peer["run_steps"],
                         "before": {k: B.run_record(v) for k, v in peer_before.items()}} if peer else None}
-    print(markdown(record, drill, report, peer, runs))
+    print(markdown(record, drill, report, peer, runs, warm))
     if args.json:
         B.write_json(Path(args.json), record)
     if args.markdown:
-        B.write_markdown_section(Path(args.markdown), KEY, markdown(record, drill, report, peer, runs))
+        B.write_markdown_section(Path(args.markdown), KEY, markdown(record, drill, report, peer, runs, warm))
     if kolla:
         kolla.remove_storage()
     B.remove_work(work, args)
