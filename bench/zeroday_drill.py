@@ -229,8 +229,9 @@ def summary_table(drill: B.Run, report: dict, peer: dict | None, moved: dict, wa
     rows = [("start to all affected images published (no pantsd, as in CI)", f"{drill.wall:.1f} s",
              f"{peer['wall']:.1f} s" if peer else "-", f"{peer['wall'] / drill.wall:.1f}x" if peer else "")]
     if warm:
+        ratio = f"{peer['wall'] / warm['run'].wall:.1f}x" if peer else ""
         rows.append(("the same with a warm pantsd (`--pantsd`)", f"{warm['run'].wall:.1f} s",
-                     f"{peer['wall']:.1f} s" if peer else "-", f"{peer['wall'] / warm['run'].wall:.1f}x" if peer else ""))
+                     f"{peer['wall']:.1f} s" if peer else "-", ratio))
     rows.append(("CPU", f"{drill.cpu:.1f} s", f"{peer['cpu']:.1f} s" if peer else "-", ""))
     rows.append(("rebuilt", f"{layers} package layers ({len(report['processes_ran'])} Processes)",
                  f"{peer['run_steps']} RUN steps" if peer else "-", ""))

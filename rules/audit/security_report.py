@@ -158,7 +158,8 @@ async def read_changelogs(request: ChangelogRequest, lock: DebianLock, manifest:
     spec = {"packages": [{"name": c.name, "source": c.source, "old_version": c.old_version,
                           "new_version": c.new_version, "deb": deb.filename}
                          for c, deb in zip(request.changes, debs)]}
-    spec_digest = await Get(Digest, CreateDigest([FileContent(CHANGELOG_SPEC, json.dumps(spec, sort_keys=True).encode())]))
+    spec_file = FileContent(CHANGELOG_SPEC, json.dumps(spec, sort_keys=True).encode())
+    spec_digest = await Get(Digest, CreateDigest([spec_file]))
     result = await Get(ProcessResult, ActionRequest(
         module="debian.actions.deb_changelog",
         argv=(CHANGELOG_SPEC,),

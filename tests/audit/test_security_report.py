@@ -1,4 +1,4 @@
-"""The security report's planning (audit/security_report.py) and ci/security_refresh.py's input checks, without Pants."""
+"""audit/security_report.py's planning and ci/security_refresh.py's input checks, without Pants."""
 
 from __future__ import annotations
 
