@@ -25,7 +25,7 @@ from debian.content import DebianState
 from oci.chain import ImageTarget, ImageTargetRequest, ParentChain
 from oci.content import source_state
 from oci.image import BuildImageRequest, BuiltImage
-from oci.publish import repository_name
+from oci.publish import OciPublishSubsystem, SetDestination, repository_name
 from oci.target_types import (
     OciImageOutputPathField,
     OciImageParentField,
@@ -76,9 +76,11 @@ class ImageNames:
     tags: tuple[str, ...]
 
     @classmethod
-    def of(cls, target: Target) -> "ImageNames":
-        return cls(repository_name(target[OciImageRepositoryField], target.address),
-                   tuple(target[OciImageRegistriesField].value or ()), tuple(target[OciImageTagsField].value or ()))
+    def of(cls, target: Target, destination: SetDestination = SetDestination()) -> "ImageNames":
+        """As `pants publish` names it: the image's own fields, else `[oci-publish].registries` and `.namespace`."""
+        return cls(repository_name(target[OciImageRepositoryField], target.address, destination.namespace),
+                   destination.registries_for(target[OciImageRegistriesField]),
+                   tuple(target[OciImageTagsField].value or ()))
 
     @property
     def references(self) -> tuple[str, ...]:
@@ -169,7 +171,7 @@ async def layer_packages(request: LayerPackagesRequest) -> LayerPackages:
 
 
 @rule(desc="Collect an image's audit facts", level=LogLevel.DEBUG)
-async def image_facts(request: ImageFactsRequest) -> ImageFacts:
+async def image_facts(request: ImageFactsRequest, publish: OciPublishSubsystem) -> ImageFacts:
     chain, image_target = await MultiGet(
         Get(ParentChain, ImageTargetRequest(request.address)),
         Get(ImageTarget, ImageTargetRequest(request.address)),
@@ -190,7 +192,8 @@ async def image_facts(request: ImageFactsRequest) -> ImageFacts:
         for layer, owner, summary in zip(image.layers, owners, summaries)
     )
     config = json.loads(image.image_json)["config"]
-    return ImageFacts(request.address, chain.addresses, ImageNames.of(image_target.target), image.manifest_digest,
+    return ImageFacts(request.address, chain.addresses, ImageNames.of(image_target.target, SetDestination.of(publish)),
+                      image.manifest_digest,
                       sha256_digest(canonical_json(config)), json.dumps(config, sort_keys=True), layers)
 
 

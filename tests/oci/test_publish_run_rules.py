@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import tarfile
 
 import pytest
@@ -89,6 +90,42 @@ def test_publish_refuses_a_repository_registries_refuse(rule_runner):
     rule_runner.write_files({"img/BUILD": IMAGE_BUILD, "img/motd": "hi\n"})
     with pytest.raises(ExecutionError, match="repository 'Bad'"):
         publish(rule_runner, "Bad")
+
+
+def test_set_registries_and_namespace_apply_to_images_without_their_own(rule_runner):
+    rule_runner.write_files({"img/BUILD": IMAGE_BUILD + 'oci_image(name="team", files=[":motd"], repository="team/x")\n',
+                             "img/motd": "hi\n"})
+    options = ("--oci-publish-registries=['127.0.0.1:5000']", "--oci-publish-namespace=openstack.kolla")
+    (local,) = publish(rule_runner, "local", *options)
+    assert local.names == ("127.0.0.1:5000/openstack.kolla/local:latest",)
+    # An image's own `registries` wins over the set's; its own `repository` is taken as written.
+    assert [job.names for job in publish(rule_runner, "app", *options)][:2] == [
+        ("registry.example:5000/openstack.kolla/app:latest",), ("registry.example:5000/openstack.kolla/app:1.0",)]
+    (team,) = publish(rule_runner, "team", *options)
+    assert team.names == ("127.0.0.1:5000/team/x:latest",)
+
+
+def test_immutable_tag_goes_first_and_every_push_guards_it(rule_runner):
+    rule_runner.write_files({"img/BUILD": IMAGE_BUILD, "img/motd": "hi\n"})
+    jobs = publish(rule_runner, "local", "--oci-publish-registries=['127.0.0.1:5000']",
+                   "--oci-publish-immutable-tag=20261201-0123456789ab")
+    assert [job.names for job in jobs] == [("127.0.0.1:5000/local:20261201-0123456789ab",),
+                                           ("127.0.0.1:5000/local:latest",)]
+    for job in jobs:
+        argv = job.process.process.argv
+        assert "--immutable-tag=20261201-0123456789ab" in argv
+        assert argv[argv.index("--source-tag") + 1] == "latest"  # the layout's tag that names the image
+
+
+@pytest.mark.parametrize("option, message", [
+    ("--oci-publish-namespace=Kolla", "[oci-publish].namespace is 'Kolla'"),
+    ("--oci-publish-registries=['https://registry.example']", "[oci-publish].registries has 'https://registry.example'"),
+    ("--oci-publish-immutable-tag=-bad", "[oci-publish].immutable_tag is '-bad'"),
+])
+def test_bad_set_options_are_refused_with_the_option_named(rule_runner, option, message):
+    rule_runner.write_files({"img/BUILD": IMAGE_BUILD, "img/motd": "hi\n"})
+    with pytest.raises(ExecutionError, match=re.escape(message)):
+        publish(rule_runner, "local", "--oci-publish-registries=['127.0.0.1:5000']", option)
 
 
 @pytest.mark.parametrize("stderr, explanation", [

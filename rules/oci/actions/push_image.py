@@ -1,17 +1,24 @@
 """Push one tag of an OCI image layout to a registry with skopeo, and explain failures.
 
-    python -m oci.actions.push_image --skopeo PATH --layout DIR --tag TAG \
-        --registry HOST[:PORT] --repository NAME [--insecure] [--retry-times N]
+    python -m oci.actions.push_image --skopeo PATH --layout DIR --tag TAG [--source-tag TAG] \
+        --registry HOST[:PORT] --repository NAME [--insecure] [--retry-times N] [--immutable-tag TAG]
 
 The manifest (or, for a multi-platform image, the image index and every platform's manifest)
 goes up byte for byte (`--preserve-digests`), so the digest in the registry is the one
 `pants package` printed; the pushed digest is checked against the layout's.  skopeo skips
 blobs the registry already has, which makes a second publish cheap.
+
+`--source-tag` names the image in the layout when the pushed tag is not one of the layout's
+(the immutable tag).  With `--immutable-tag`, the registry is asked first what that tag names:
+another digest refuses the push, whichever tag it is for (a published version is never
+replaced, and the floating tags never move to an image that contradicts it); the same digest
+makes a push of the immutable tag itself a no-op.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -60,10 +67,21 @@ class PushTarget:
     repository: str
     insecure: bool
     retry_times: int
+    source_tag: str = ""
+    immutable_tag: str = ""
 
     @property
     def reference(self) -> str:
         return f"{self.registry}/{self.repository}:{self.tag}"
+
+    @property
+    def layout_tag(self) -> str:
+        return self.source_tag or self.tag
+
+    def inspect_argv(self, tag: str) -> list[str]:
+        tls = ["--tls-verify=false"] if self.insecure else []
+        return [self.skopeo, "inspect", "--raw", f"--retry-times={self.retry_times}", *tls,
+                f"docker://{self.registry}/{self.repository}:{tag}"]
 
     def skopeo_argv(self, digestfile: str, all_platforms: bool) -> list[str]:
         tls = ["--dest-tls-verify=false"] if self.insecure else []
@@ -72,7 +90,7 @@ class PushTarget:
         return [
             self.skopeo, "copy", "--preserve-digests", f"--retry-times={self.retry_times}",
             f"--digestfile={digestfile}", *tls, *platforms,
-            f"oci:{self.layout}:{self.tag}", f"docker://{self.reference}",
+            f"oci:{self.layout}:{self.layout_tag}", f"docker://{self.reference}",
         ]
 
 
@@ -105,9 +123,37 @@ def last_error_line(stderr: str) -> str:
     return lines[-1] if lines else ""
 
 
+NOT_FOUND = re.compile(r"manifest unknown|not found|name unknown|no such manifest", re.IGNORECASE)
+
+
+def registry_digest(target: PushTarget, tag: str) -> str | None:
+    """The digest `tag` names in the registry (sha256 of the raw manifest), or None when it is absent."""
+    result = subprocess.run(target.inspect_argv(tag), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if result.returncode == 0:
+        return "sha256:" + hashlib.sha256(result.stdout).hexdigest()
+    stderr = result.stderr.decode("utf-8", "replace")
+    if NOT_FOUND.search(stderr):
+        return None
+    raise PushError(f"{diagnose(stderr, target.registry)}\n  skopeo: {last_error_line(stderr)}")
+
+
+def check_immutable_tag(target: PushTarget, expected: Tagged) -> bool:
+    """True when the immutable tag already names this image (nothing to push for it); raise when another."""
+    published = registry_digest(target, target.immutable_tag)
+    if published is None or published == expected.digest:
+        return published is not None
+    raise PushError(
+        f"the immutable tag {target.registry}/{target.repository}:{target.immutable_tag} already names {published}, "
+        f"and this image is {expected.digest}. Published tags are never overwritten: build from the lock that tag "
+        "was made from, or publish under a new immutable tag (a refreshed lock gives one)."
+    )
+
+
 def push(target: PushTarget) -> str:
     """Push and return the pushed manifest digest; raise PushError with an explanation on failure."""
-    expected = tagged(target.layout, target.tag)
+    expected = tagged(target.layout, target.layout_tag)
+    if target.immutable_tag and check_immutable_tag(target, expected) and target.tag == target.immutable_tag:
+        return expected.digest
     with tempfile.TemporaryDirectory() as tmp:
         digestfile = os.path.join(tmp, "digest")
         result = subprocess.run(target.skopeo_argv(digestfile, expected.is_index), stderr=subprocess.PIPE, text=True)
@@ -131,9 +177,11 @@ def parse_args(argv: Sequence[str]) -> PushTarget:
     parser.add_argument("--repository", required=True)
     parser.add_argument("--insecure", action="store_true")
     parser.add_argument("--retry-times", type=int, default=0)
+    parser.add_argument("--source-tag", default="")
+    parser.add_argument("--immutable-tag", default="")
     args = parser.parse_args(argv)
     return PushTarget(args.skopeo, args.layout, args.tag, args.registry, args.repository, args.insecure,
-                      args.retry_times)
+                      args.retry_times, args.source_tag, args.immutable_tag)
 
 
 def main(argv: Sequence[str]) -> int:
