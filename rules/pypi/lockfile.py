@@ -15,13 +15,18 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional
 
-from packaging.markers import Marker
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.tags import Tag, compatible_tags, cpython_tags
-from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+with warnings.catch_warnings():  # Pants' packaging 21.3 calls pyparsing 3 by its deprecated names
+    warnings.simplefilter("ignore")
+    from packaging.markers import Marker
+    from packaging.requirements import InvalidRequirement
+    from packaging.requirements import Requirement as _Requirement
+    from packaging.tags import Tag, compatible_tags, cpython_tags
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+    from packaging.version import InvalidVersion
 
 from pants.backend.python.subsystems.setup import PythonSetup
 from pants.engine.fs import DigestContents, GlobMatchErrorBehavior, PathGlobs
@@ -36,6 +41,12 @@ LEGACY_MANYLINUX = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
 
 class PypiLockError(Exception):
     pass
+
+
+def Requirement(text: str) -> _Requirement:  # noqa: N802 - stands for packaging's class
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _Requirement(text)
 
 
 def canonical_name(name: str) -> str:
@@ -133,7 +144,9 @@ class TargetInterpreter:
 def marker_holds(marker: Optional[Marker], environment: Mapping[str, str], extras: Iterable[str]) -> bool:
     if marker is None:
         return True
-    return any(marker.evaluate({**environment, "extra": extra}) for extra in ("", *extras))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return any(marker.evaluate({**environment, "extra": extra}) for extra in ("", *extras))
 
 
 def closure(lock: ResolveLock, wanted: Iterable[str], excluded: Iterable[str], target: TargetInterpreter,
@@ -179,7 +192,7 @@ def best_wheel(distribution: LockedDistribution, tags: list[Tag]) -> Optional[Lo
             continue
         try:
             wheel_tags = parse_wheel_filename(filename)[3]
-        except InvalidWheelFilename:
+        except (InvalidWheelFilename, InvalidVersion):
             continue
         score = min((rank[t] for t in wheel_tags if t in rank), default=None)
         if score is not None and (best is None or score < best[0]):
