@@ -3,7 +3,7 @@
 It resolves `packages` to the lock, builds package, bytecode and system layers, and writes the
 accounts, the dpkg database and what maintainer scripts would have done, from declarations."""
 
-from debian import archive, bytecode, content, debian_lock, declared_files, packages, system_layer, users
+from debian import archive, bytecode, content, debian_lock, declared_files, packages, provides, system_layer, users
 from debian import target_types as image_fields
 
 
@@ -18,4 +18,5 @@ def rules():
         *bytecode.rules(),
         *users.rules(),
         *declared_files.rules(),
+        *provides.rules(),
     ]

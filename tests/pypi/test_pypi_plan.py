@@ -1,0 +1,83 @@
+"""Planning an image's venv from a Pex lockfile: closure, markers, extras, wheel choice, refusals."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from oci.errors import ImageBuildError
+from pypi.content import EMPTY_STATE, Pin, PypiState, check_parent_pins
+from pypi.lockfile import LockedDistribution, PypiLockError, TargetInterpreter, closure, parse_lockfile, wheels_for
+
+FILES = "https://files.example/"
+
+
+def locked(name, version, requires=(), files=None):
+    files = files if files is not None else [f"{name.replace('-', '_')}-{version}-py3-none-any.whl"]
+    return {"project_name": name, "version": version, "requires_dists": list(requires),
+            "artifacts": [{"url": FILES + f, "algorithm": "sha256", "hash": f"{i}" * 64} for i, f in enumerate(files)]}
+
+
+LOCK = "// header\n//   comment\n" + json.dumps({
+    "requirements": ["app", "Fast_Mod"],
+    "locked_resolves": [{"platform_tag": None, "locked_requirements": [
+        locked("app", "1.0", ["lib-a>=1", "tomli; python_version < \"3.11\"", "win-only; sys_platform == \"win32\"",
+                              "extra-dep; extra == \"cli\"", "Fast.Mod[speed]"]),
+        locked("lib-a", "2.0"),
+        locked("tomli", "2.0"),
+        locked("win-only", "1.0"),
+        locked("extra-dep", "1.0"),
+        locked("fast-mod", "3.0", ["speedup; extra == \"speed\""], files=[
+            "fast_mod-3.0-py3-none-any.whl", "fast_mod-3.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+            "fast_mod-3.0-cp312-cp312-manylinux_2_17_x86_64.whl", "fast_mod-3.0-cp311-cp311-macosx_11_0_arm64.whl",
+            "fast_mod-3.0-cp311-cp311-manylinux_2_39_x86_64.whl", "fast_mod-3.0.tar.gz"]),
+        locked("speedup", "1.0", files=["speedup-1.0.tar.gz"]),
+    ]}],
+})
+TARGET = TargetInterpreter("3.11", "amd64", "2.36")
+
+
+def test_the_closure_follows_markers_and_only_the_extras_asked_for():
+    lock = parse_lockfile("openstack", "3rdparty/python/openstack.lock", LOCK)
+    names = [d.name for d in closure(lock, ["app"], (), TARGET, "//images:app")]
+    assert names == ["app", "fast-mod", "lib-a", "speedup"]
+    with_cli = [d.name for d in closure(lock, ["app[cli]"], ("speedup",), TARGET, "//images:app")]
+    assert with_cli == ["app", "extra-dep", "fast-mod", "lib-a"]
+
+
+def test_a_project_not_in_the_lock_is_refused_with_the_fix():
+    lock = parse_lockfile("openstack", "3rdparty/python/openstack.lock", LOCK)
+    with pytest.raises(PypiLockError, match=r"//images:app asks for 'nova'.*not locked in resolve 'openstack'.*"
+                                            r"generate-lockfiles --resolve=openstack"):
+        closure(lock, ["nova"], (), TARGET, "//images:app")
+
+
+def test_the_most_specific_wheel_for_the_image_interpreter_is_chosen():
+    lock = parse_lockfile("openstack", "x.lock", LOCK)
+    wheels = wheels_for([lock.by_name()["fast-mod"]], TARGET, lock, "//images:app")
+    assert wheels[0].filename == "fast_mod-3.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+    arm = wheels_for([lock.by_name()["fast-mod"]], TargetInterpreter("3.11", "arm64", "2.36"), lock, "//images:app")
+    assert arm[0].filename == "fast_mod-3.0-py3-none-any.whl"  # no manylinux aarch64 wheel; macOS never
+
+
+def test_a_distribution_with_only_an_sdist_is_refused_naming_it_and_the_fix():
+    lock = parse_lockfile("openstack", "3rdparty/python/openstack.lock", LOCK)
+    with pytest.raises(PypiLockError) as error:
+        wheels_for(closure(lock, ["app"], (), TARGET, "//images:app"), TARGET, lock, "//images:app")
+    message = str(error.value)
+    assert "for: speedup 1.0." in message and "wheels only" in message
+    assert "python_exclude" in message and "generate-lockfiles --resolve=openstack" in message
+
+
+def test_a_lockfile_that_is_not_a_pex_lock_is_refused():
+    with pytest.raises(PypiLockError, match="not a Pex lockfile.*generate-lockfiles --resolve=openstack"):
+        parse_lockfile("openstack", "3rdparty/python/openstack.lock", "// header\n{}")
+
+
+def test_a_child_pinning_a_parent_distribution_differently_is_refused():
+    parent = PypiState(EMPTY_STATE.records, (Pin("lib-a", "1.0", "//images/base:base"),))
+    wanted = (LockedDistribution("lib-a", "2.0", (), ()), LockedDistribution("app", "1.0", (), ()))
+    with pytest.raises(ImageBuildError, match=r"lib-a 2.0 \(the parent chain has 1.0 from //images/base:base\)"):
+        check_parent_pins("//images/app:app", wanted, parent)
+    check_parent_pins("//images/app:app", (LockedDistribution("lib-a", "1.0", (), ()),), parent)
