@@ -22,7 +22,7 @@ from debian.packages import ImagePackageLayersRequest, PackageLayers
 from debian.system_layer import SystemLayerRequest
 from debian.target_types import DebianUsersField
 from oci.chain import ImageTarget, ImageTargetRequest
-from oci.content import ContentState, ImageContent, ImageContentRequest
+from oci.content import ContentPrefetched, ContentPrefetchRequest, ContentState, ImageContent, ImageContentRequest
 from oci.layer import Layer
 from oci.target_types import OciImageFilesField
 
@@ -74,5 +74,24 @@ async def debian_content(request: DebianContentRequest) -> ImageContent:
     return ImageContent(layers, None if state == EMPTY_STATE else state)
 
 
+@dataclass(frozen=True)
+class DebianPrefetchRequest(ContentPrefetchRequest):
+    pass
+
+
+# The parent's layer count is not known yet; it only matters to the package layer plan when the chain
+# is within package_layers_per_image of [oci].max_layers. Planned as if there were none, the groups,
+# and so the fetch and package layer Processes, are the ones debian_content asks for: the engine runs
+# them once. Near the limit the plans differ, and this work is wasted but never used.
+UNKNOWN_PARENT_LAYERS = 0
+
+
+@rule(desc="Start an image's Debian package layers")
+async def debian_prefetch(request: DebianPrefetchRequest) -> ContentPrefetched:
+    await Get(PackageLayers, ImagePackageLayersRequest(request.address, UNKNOWN_PARENT_LAYERS, request.architecture))
+    return ContentPrefetched()
+
+
 def rules():
-    return [*collect_rules(), UnionRule(ImageContentRequest, DebianContentRequest)]
+    return [*collect_rules(), UnionRule(ImageContentRequest, DebianContentRequest),
+            UnionRule(ContentPrefetchRequest, DebianPrefetchRequest)]

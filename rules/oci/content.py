@@ -5,6 +5,12 @@ format. Everything that comes from a package source (Debian's archive today, RPM
 later) is asked for through one union, `ImageContentRequest`, which each source answers for
 every image. A source passes what the images above need (installed packages, accounts, ...)
 in its own `ContentState`, which oci carries from parent to child without reading it.
+
+A source may also answer `ContentPrefetchRequest`: the work of an image that does not depend on
+its parent's build (fetching, layers planned from a lock), started while the parent is still
+building, so the layers of a whole chain are built side by side rather than one image after the
+other. The answer carries nothing: `ImageContentRequest` asks for the same work again and the
+engine hands over the result it memoized, or waits for the run in flight.
 """
 
 from __future__ import annotations
@@ -52,3 +58,18 @@ class ImageContent:
 
 def source_state(states: tuple[ContentState, ...], state_type: Type[S]) -> Optional[S]:
     return next((s for s in states if isinstance(s, state_type)), None)
+
+
+@union(in_scope_types=[EnvironmentName])
+@dataclass(frozen=True)
+class ContentPrefetchRequest:
+    """Optional for a source: start what an image's content needs that its parent's build does not
+    decide. Asked for images with a parent, at the time the parent is asked for."""
+
+    address: Address
+    architecture: str
+
+
+@dataclass(frozen=True)
+class ContentPrefetched:
+    """The prefetch ran; what it built is found again through ImageContentRequest."""

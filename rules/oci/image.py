@@ -24,7 +24,8 @@ from oci.action import ActionRequest
 from oci.actions.ocilayout import ImageSettings
 from oci.actions.specs import BuiltImageJson, ImageSpec, dump_spec
 from oci.chain import ImageTarget, ImageTargetRequest, ParentChain
-from oci.content import ContentState, ImageContent, ImageContentRequest
+from oci.content import (ContentPrefetched, ContentPrefetchRequest, ContentState, ImageContent,
+                         ImageContentRequest)
 from oci.errors import ImageBuildError, LayerBudgetExceeded
 from oci.layer import FilesLayerRequest, Layer, OptionalLayer
 from oci.subsystem import OciSubsystem
@@ -145,7 +146,8 @@ def check_platform(image: ImageTarget, architecture: str, default: str, wanted_b
 
 
 @rule(desc="Build an OCI image")
-async def build_image(request: BuildImageRequest, oci: OciSubsystem) -> BuiltImage:
+async def build_image(request: BuildImageRequest, oci: OciSubsystem, union_membership: UnionMembership
+                      ) -> BuiltImage:
     chain = await Get(ParentChain, ImageTargetRequest(request.address))  # refuses cycles before recursing
     image = await Get(ImageTarget, ImageTargetRequest(request.address))
     architecture = request.architecture or oci.architecture
@@ -153,7 +155,12 @@ async def build_image(request: BuildImageRequest, oci: OciSubsystem) -> BuiltIma
     if image.parent:
         check_platform(await Get(ImageTarget, ImageTargetRequest(image.parent)), architecture, oci.architecture,
                        request.address)
-        parent = await Get(BuiltImage, BuildImageRequest(image.parent, architecture))
+        # The parent and this image's parent-independent content, side by side.
+        parent, *_ = await MultiGet([
+            Get(BuiltImage, BuildImageRequest(image.parent, architecture)),
+            *(Get(ContentPrefetched, ContentPrefetchRequest, source(request.address, architecture))
+              for source in union_membership.get(ContentPrefetchRequest)),
+        ])
     own = await Get(OwnLayers, OwnLayersRequest(image, parent, architecture))
     parent_layers = len(parent.layers) if parent else 0
     check_layer_budget(request.address, parent_layers, len(own.layers), oci.max_layers)
