@@ -230,10 +230,10 @@ def summary_table(drill: B.Run, report: dict, peer: dict | None, moved: dict, wa
              f"{peer['wall']:.1f} s" if peer else "-", f"{peer['wall'] / drill.wall:.1f}x" if peer else "")]
     if warm:
         ratio = f"{peer['wall'] / warm['run'].wall:.1f}x" if peer else ""
-        rows.append(("the same with a warm pantsd (`--pantsd`)", f"{warm['run'].wall:.1f} s",
+        rows.append(("the same again with a warm pantsd (`--pantsd`; layers already in the store)", f"{warm['run'].wall:.1f} s",
                      f"{peer['wall']:.1f} s" if peer else "-", ratio))
     rows.append(("CPU", f"{drill.cpu:.1f} s", f"{peer['cpu']:.1f} s" if peer else "-", ""))
-    rows.append(("rebuilt", f"{layers} package layers ({len(report['processes_ran'])} Processes)",
+    rows.append(("rebuilt", f"{layers} package layer(s) ({len(report['processes_ran'])} Processes)",
                  f"{peer['run_steps']} RUN steps" if peer else "-", ""))
     rows.append(("images published", str(len(report["images"])), str(len(moved.get("kolla", {}).get("per_image", {})))
                  if peer else "-", ""))
@@ -283,16 +283,38 @@ def markdown(record: dict, drill: B.Run, report: dict, peer: dict | None, runs: 
     return "\n".join(lines)
 
 
+def render(recorded: Path, target: Path | None) -> int:
+    """The Markdown of a recorded run, from its JSON (to change the wording without measuring again)."""
+    record = B.read_json(recorded)
+    drill = B.Run(**record["ours"]["drill"])
+    peer = None
+    if record.get("kolla"):
+        kolla = record["kolla"]
+        peer = {"build": B.Run(**kolla["build"]), "push": B.Run(**kolla["push"]), "wall": kolla["wall"],
+                "cpu": kolla["build"]["cpu"] + kolla["push"]["cpu"], "run_steps": kolla["run_steps"]}
+    saved = record["ours"].get("warm_pantsd")
+    warm = {"run": B.Run(**saved["drill"]), "report": saved["report"]} if saved else None
+    runs = [drill] + ([peer["build"], peer["push"]] if peer else []) + ([warm["run"]] if warm else [])
+    text = markdown(record, drill, record["ours"]["report"], peer, runs, warm)
+    print(text)
+    if target:
+        B.write_markdown_section(target, KEY, text)
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--no-peer", action="store_true", help="only our side")
     parser.add_argument("--service-checks", action="store_true", help="run the service checks in our drill (podman)")
+    parser.add_argument("--render", metavar="JSON", help="only rewrite the Markdown from a recorded --json file")
     parser.add_argument("--pantsd-too", action="store_true",
                         help="then roll back and run our drill again with a warm pantsd (a developer's machine)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="buildah builds at once")
     parser.add_argument("--deb-cache", default=str(B.DEFAULT_DEB_CACHE))
     B.add_run_options(parser)
     args = parser.parse_args(argv)
+    if args.render:
+        return render(Path(args.render), Path(args.markdown) if args.markdown else None)
     tools = ["docker-registry", "skopeo"] + ([] if args.no_peer else ["buildah", "mmdebstrap"])
     missing = [tool for tool in tools if not shutil.which(tool)]
     if missing:

@@ -235,7 +235,7 @@ def verify(response: Response, step: Step) -> None:
 
 
 def image_record(response: Response, image: dict) -> dict:
-    floating = [r for r in references(image, image["tags"][0])] if image["tags"] else []
+    floating = references(image, image["tags"][0]) if image["tags"] else []
     mine = set(references(image, response.changes["immutable_tag"])) | {
         r for t in image["tags"] for r in references(image, t)}
     return {"address": image["address"], "repository": image["repository"], "packages": image["packages"],
