@@ -10,8 +10,8 @@ provided by the chain's Debian packages (debian's provides.json) or by a library
 carries (manylinux wheels bundle theirs). And no wheel may provide a top-level module that a
 Debian package of the chain already has in dist-packages: the venv's copy would shadow it for
 the services while Debian's tools (kolla_set_configs) kept the other one. Outputs `blobs/sha256/<digest>`, `layer.json` and
-`venv-record.json`: {image, distributions: [{name, version, files}], libraries}, which the images
-built on this one read back.
+`venv-record.json`: {image, distributions: [{name, version, files, wheel: {url, sha256}}],
+libraries}, which the images built on this one read back, and audits (SBOM) read.
 """
 
 from __future__ import annotations
@@ -178,8 +178,8 @@ def venv_entries(spec: VenvLayerSpec, installed: Iterable[InstalledDistribution]
 
 def build_venv_layer(spec: VenvLayerSpec, out_dir: str) -> dict:
     layout = VenvLayout(f"#!/{spec.venv}/bin/python3", spec.python_version)
-    installed = [install_wheel(w.sandbox_path, w.name, w.version, layout)
-                 for w in sorted(spec.wheels, key=lambda w: (w.name, w.version))]
+    wheels = sorted(spec.wheels, key=lambda w: (w.name, w.version))
+    installed = [install_wheel(w.sandbox_path, w.name, w.version, layout) for w in wheels]
     owners, chain_libraries = read_chain(spec.chain_records)
     check_paths(spec, installed, owners)
     check_libraries(spec, installed, chain_libraries)
@@ -189,8 +189,9 @@ def build_venv_layer(spec: VenvLayerSpec, out_dir: str) -> dict:
     libraries = sorted({posixpath.basename(f.path) for d in installed for f in d.files
                         if is_library_name(posixpath.basename(f.path))})
     return {"image": spec.image, "libraries": libraries,
-            "distributions": [{"name": d.name, "version": d.version, "files": [f.path for f in d.files]}
-                              for d in installed]}
+            "distributions": [{"name": d.name, "version": d.version, "files": [f.path for f in d.files],
+                               "wheel": {"url": w.url, "sha256": w.sha256}}
+                              for d, w in zip(installed, wheels)]}
 
 
 def main(argv: List[str]) -> int:
