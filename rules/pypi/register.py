@@ -15,7 +15,7 @@ from pants.backend.python.macros.python_requirements import PythonRequirementsTa
 from pants.backend.python.target_types import PythonRequirementTarget
 from pants.core.target_types import TargetGeneratorSourcesHelperTarget
 
-from pypi import content, lockfile
+from pypi import content, lockfile, why
 from pypi import target_types as image_fields
 
 
@@ -30,4 +30,5 @@ def rules():
         *image_fields.rules(),
         *lockfile.rules(),
         *content.rules(),
+        *why.rules(),
     ]

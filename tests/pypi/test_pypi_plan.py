@@ -8,6 +8,7 @@ import pytest
 
 from oci.errors import ImageBuildError
 from pypi.content import EMPTY_STATE, Pin, PypiState, check_parent_pins
+from pypi.why import dependency_path
 from pypi.lockfile import LockedDistribution, PypiLockError, TargetInterpreter, closure, parse_lockfile, wheels_for
 
 FILES = "https://files.example/"
@@ -81,3 +82,11 @@ def test_a_child_pinning_a_parent_distribution_differently_is_refused():
     with pytest.raises(ImageBuildError, match=r"lib-a 2.0 \(the parent chain has 1.0 from //images/base:base\)"):
         check_parent_pins("//images/app:app", wanted, parent)
     check_parent_pins("//images/app:app", (LockedDistribution("lib-a", "1.0", (), ()),), parent)
+
+
+def test_why_names_the_shortest_path_from_a_requirement_through_the_lock():
+    lock = parse_lockfile("openstack", "x.lock", LOCK)
+    assert dependency_path(lock, ["app"], "Fast_Mod", TARGET) == ("app", "fast-mod")
+    assert dependency_path(lock, ["app"], "speedup", TARGET) == ("app", "fast-mod", "speedup")  # extra [speed]
+    assert dependency_path(lock, ["app"], "tomli", TARGET) is None  # python_version < "3.11"
+    assert dependency_path(lock, ["lib-a"], "app", TARGET) is None
