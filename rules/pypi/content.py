@@ -24,7 +24,6 @@ from pants.engine.fs import (
     AddPrefix,
     CreateDigest,
     Digest,
-    DigestContents,
     DigestEntries,
     DigestSubset,
     FileContent,
