@@ -108,7 +108,14 @@ def load_image(layout: str, verify: bool) -> Image:
     for desc, diff_id in zip(manifest["layers"], diff_ids):
         size = uncompressed_size(blob(layout, desc["digest"]), desc["digest"], diff_id, desc["mediaType"], verify)
         layers.append(LayerSize(desc["digest"], diff_id, int(desc["size"]), size))
-    return Image(os.path.basename(layout.rstrip("/")), layout, layers)
+    return Image(image_name(layout), layout, layers)
+
+
+def image_name(layout: str) -> str:
+    """The layout's image name; a variant's images (dist/images.source.keystone/keystone) as source/keystone."""
+    directory, name = os.path.split(layout.rstrip("/"))
+    variant = os.path.basename(directory).split(".")[1:-1]
+    return "/".join([*variant, name])
 
 
 def find_layouts(dist: str) -> List[str]:

@@ -96,6 +96,8 @@ class Session:
     containers: List[str] = field(default_factory=list)
     services: Dict[str, Tuple[str, ...]] = field(default_factory=dict)  # service container -> its command
     volumes: List[str] = field(default_factory=list)
+    variant: str = ""  # "source": the service's image from images/source/ (the PyPI venv variant)
+    service_image: str = ""
 
     def podman_run(self, argv: Sequence[str], timeout: float, stdin: Optional[bytes] = None
                    ) -> subprocess.CompletedProcess:
@@ -106,9 +108,19 @@ class Session:
             return subprocess.CompletedProcess(expired.cmd, 124, (expired.output or b"")
                                                + f"\n(timed out after {timeout:.0f} s)".encode())
 
+    def layout(self, name: str) -> str:
+        """The service's image from `variant` (images/<variant>/<name>); every other image is the Debian one."""
+        directory = f"images.{self.variant}.{name}" if self.variant and name == self.service_image else f"images.{name}"
+        return os.path.join(self.dist, directory, name)
+
+    def config_dir(self, service: str) -> str:
+        """bench/service-config/<variant>/<service> where the variant needs its own, else the Debian one's."""
+        variant = os.path.join(CONFIG, self.variant, service) if self.variant else ""
+        return variant if variant and os.path.isdir(variant) else os.path.join(CONFIG, service)
+
     def image(self, name: str) -> str:
         if name not in self.images:
-            path = os.path.join(self.dist, f"images.{name}", name)
+            path = self.layout(name)
             if not os.path.isfile(os.path.join(path, "index.json")):
                 raise CheckFailed(name, ["podman", "pull"], f"no OCI layout at {path} (run ./pants package ::)")
             proc = self.podman_run([*RUNTIME, "pull", "-q", f"oci:{path}:latest"], 300)
@@ -184,7 +196,7 @@ class Kolla:
         args = ["-e", "KOLLA_CONFIG_STRATEGY=COPY_ALWAYS", "-e", f"KOLLA_SERVICE_NAME={self.name.replace('_', '-')}"]
         for item in self.env:
             args += ["-e", item]
-        for m in (f"{os.path.join(CONFIG, self.service)}:{KOLLA_CONFIG_DIR}:ro",
+        for m in (f"{s.config_dir(self.service)}:{KOLLA_CONFIG_DIR}:ro",
                   f"{s.volume('kolla_logs')}:/var/log/kolla", *self.volumes):
             args += ["-v", m]
         return args
@@ -449,10 +461,10 @@ CHECKS: Dict[str, Check] = {
 }
 
 
-def missing_layouts(service: str, dist: str = "dist") -> List[str]:
+def missing_layouts(service: str, dist: str = "dist", variant: str = "") -> List[str]:
     """The OCI layouts a check needs that `dist` does not hold."""
-    return [os.path.join(dist, f"images.{i}", i) for i in CHECKS[service].images
-            if not os.path.isfile(os.path.join(dist, f"images.{i}", i, "index.json"))]
+    s = Session("podman", dist, service, variant=variant, service_image=CHECKS[service].images[0])
+    return [s.layout(i) for i in CHECKS[service].images if not os.path.isfile(os.path.join(s.layout(i), "index.json"))]
 
 
 @dataclass(frozen=True)
@@ -475,10 +487,10 @@ def service_logs(s: Session) -> str:
     return "\n".join(parts)
 
 
-def run_check(service: str, podman: str = "podman", dist: str = "dist") -> Result:
+def run_check(service: str, podman: str = "podman", dist: str = "dist", variant: str = "") -> Result:
     """One service's check, from a fresh namespace to a cleaned-up one."""
     what = CHECKS[service].what
-    s = Session(podman, dist, service)
+    s = Session(podman, dist, service, variant=variant, service_image=CHECKS[service].images[0])
     start_time = time.monotonic()
     try:
         detail = CHECKS[service].run(s)
@@ -517,6 +529,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--dist", default="dist", help="where `pants package` wrote the layouts (default: dist)")
     parser.add_argument("--podman", default=shutil.which("podman") or "podman")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--variant", default="", help="check the service images of images/<VARIANT>/ (`source`: "
+                        "OpenStack from PyPI in a venv); databases and clients stay the Debian images")
     args = parser.parse_args(argv)
     if shutil.which(args.podman) is None:
         parser.error(f"{args.podman} not found")
@@ -525,7 +539,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(f"no checks for {', '.join(unknown)}; services: {', '.join(CHECKS)}")
     results = []
     for service in args.services or list(CHECKS):
-        results.append(run_check(service, args.podman, args.dist))
+        results.append(run_check(service, args.podman, args.dist, args.variant))
         report(results[-1])
     print("\n" + summary(results))
     if args.json:

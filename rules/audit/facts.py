@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from pants.engine.addresses import Address
-from pants.engine.fs import EMPTY_DIGEST, Digest, DigestSubset, PathGlobs
+from pants.engine.fs import EMPTY_DIGEST, Digest, DigestContents, DigestSubset, PathGlobs
 from pants.engine.process import ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import AllTargets, Target
@@ -35,6 +35,7 @@ from oci.target_types import (
     OciImageTagsField,
     OciImageTarget,
 )
+from pypi.content import PypiState
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,16 @@ class PackageFacts:
 
 
 @dataclass(frozen=True)
+class PythonDistributionFacts:
+    """A distribution a venv layer (rules/pypi) installed, and the wheel it came from."""
+
+    name: str
+    version: str
+    wheel_url: str
+    wheel_sha256: str
+
+
+@dataclass(frozen=True)
 class LayerFacts:
     digest: str
     diff_id: str
@@ -65,6 +76,7 @@ class LayerFacts:
     created_by: str
     added_by: Address
     packages: tuple[PackageFacts, ...]
+    python_distributions: tuple[PythonDistributionFacts, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -114,6 +126,10 @@ class ImageFacts:
     @property
     def packages(self) -> tuple[PackageFacts, ...]:
         return tuple(p for layer in self.layers for p in layer.packages)
+
+    @property
+    def python_distributions(self) -> tuple[PythonDistributionFacts, ...]:
+        return tuple(d for layer in self.layers for d in layer.python_distributions)
 
     @property
     def own_layers(self) -> tuple[LayerFacts, ...]:
@@ -170,6 +186,20 @@ async def layer_packages(request: LayerPackagesRequest) -> LayerPackages:
     return LayerPackages(tuple(PackageFacts.from_json(p) for p in summary["packages"]))
 
 
+async def venv_distributions(image: BuiltImage) -> dict[str, tuple[PythonDistributionFacts, ...]]:
+    """The distributions each venv layer of the image installed, by the layer's diff_id."""
+    pypi = source_state(image.states, PypiState)
+    if pypi is None:
+        return {}
+    by_layer = {}
+    for record in await Get(DigestContents, Digest, pypi.records):
+        diff_id = "sha256:" + record.path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        by_layer[diff_id] = tuple(
+            PythonDistributionFacts(d["name"], d["version"], d["wheel"]["url"], d["wheel"]["sha256"])
+            for d in json.loads(record.content)["distributions"])
+    return by_layer
+
+
 @rule(desc="Collect an image's audit facts", level=LogLevel.DEBUG)
 async def image_facts(request: ImageFactsRequest, publish: OciPublishSubsystem) -> ImageFacts:
     chain, image_target = await MultiGet(
@@ -186,9 +216,10 @@ async def image_facts(request: ImageFactsRequest, publish: OciPublishSubsystem) 
     summaries = await MultiGet(
         Get(LayerPackages, LayerPackagesRequest(package_metadata, layer["diff_id"])) for layer in image.layers
     )
+    venvs = await venv_distributions(image)
     layers = tuple(
         LayerFacts(layer["digest"], layer["diff_id"], int(layer["size"]), layer.get("created_by", ""), owner,
-                   summary.packages)
+                   summary.packages, venvs.get(layer["diff_id"], ()))
         for layer, owner, summary in zip(image.layers, owners, summaries)
     )
     config = json.loads(image.image_json)["config"]

@@ -34,6 +34,8 @@ from debian.actions.effectcheck import AcceptedEffect, accepted_in
 from debian.subsystem import DebianSubsystem
 from audit.lockgraph import LockGraph
 from audit.origins import LockGraphRequest, LockGraphResult
+from pypi.lockfile import canonical_name
+from pypi.why import PythonWhy, PythonWhyRequest
 from audit.sizes import (
     ImageSizes,
     SetSizes,
@@ -60,7 +62,8 @@ class ImageReportSubsystem(GoalSubsystem):
 
     why = StrListOption(
         default=[],
-        help="Packages to explain: for each image holding one, the path from what the image chain declared to it.",
+        help="Packages to explain: for each image holding one, the path from what the image chain declared to it. "
+             "A name no Debian package has is looked up among the Python distributions of the images' venvs.",
     )
     top = IntOption(default=5, help="How many of the largest packages to list per image.")
     graph = BoolOption(default=True, help="Write the parent tree as tree.txt, tree.dot and tree.svg.")
@@ -158,6 +161,20 @@ def why_lines(package: str, all_facts: Sequence[ImageFacts], graphs: dict[str, L
     return lines, found
 
 
+async def python_why_lines(distribution: str, all_facts: Sequence[ImageFacts]) -> tuple[list[str], dict]:
+    """`--why` for a Python distribution of the images' venvs (rules/pypi)."""
+    lines, found = [f"why {distribution} (PyPI):"], {}
+    name = canonical_name(distribution)
+    having = [f for f in all_facts if any(canonical_name(d.name) == name for d in f.python_distributions)]
+    answers = await MultiGet(Get(PythonWhy, PythonWhyRequest(f.chain, name, f.architecture)) for f in having)
+    for facts, answer in zip(having, answers):
+        lines.append(f"  {facts.address}: {answer.describe()}")
+        found[str(facts.address)] = {"root_image": str(answer.image), "path": list(answer.path)} if answer.image else None
+    if not having:
+        lines = [f"why {distribution}:", "  no image of the report contains it"]
+    return lines, found
+
+
 def with_ancestors(selected: Sequence[ImageFacts], ancestors: Sequence[ImageFacts]) -> list[ImageFacts]:
     by_address = {str(f.address): f for f in (*selected, *ancestors)}
     return [by_address[a] for a in sorted(by_address)]
@@ -190,6 +207,8 @@ async def image_report(
         graphs = {r.architecture: r.graph for r in results}
         for package in options.why:
             more, why_found[package] = why_lines(package, all_facts, graphs)
+            if not why_found[package]:  # no Debian package of that name: a distribution of a venv?
+                more, why_found[package] = await python_why_lines(package, all_facts)
             lines += more
 
     files = [FileContent("report.json", json.dumps({

@@ -71,7 +71,8 @@ class SbomGoalSubsystem(GoalSubsystem):
     help = help_text(
         """
         Write an SPDX 2.3 JSON SBOM for each `oci_image`: `dist/<layout dir>.spdx.json`, with the
-        image (by manifest digest) and every Debian package in it. Options: `[oci-sbom]`.
+        image (by manifest digest), every Debian package and every Python distribution of its venv
+        (`pkg:pypi/...`). Options: `[oci-sbom]`.
         """
     )
 
@@ -132,6 +133,12 @@ def package_entries(facts: ImageFacts, origins: DebOrigins | None, sbom: SbomSub
     return entries
 
 
+def python_package_entries(facts: ImageFacts) -> list[dict]:
+    return [{"name": d.name, "version": d.version, "wheel_sha256": d.wheel_sha256, "download_location": d.wheel_url,
+             "layer": layer.digest, "added_by": str(layer.added_by)}
+            for layer in facts.layers for d in layer.python_distributions]
+
+
 def document_entry(facts: ImageFacts, sbom: SbomSubsystem, builder: BuilderVersion) -> dict:
     creators = [f"Tool: oci-pants-{builder.short_backend}", f"Tool: pants-{builder.pants}"]
     if sbom.creator_organization:
@@ -162,6 +169,7 @@ async def image_sbom(request: SbomRequest, sbom: SbomSubsystem, builder: Builder
         "vendor": sbom.vendor,
         "images": [image_entry(f) for f in (facts, *chain)],
         "packages": package_entries(facts, origins, sbom),
+        "python_packages": python_package_entries(facts),
     }
     spec_digest = await Get(Digest, CreateDigest([FileContent(SPEC, json.dumps(spec, sort_keys=True).encode())]))
     result = await Get(ProcessResult, ActionRequest(
@@ -171,7 +179,7 @@ async def image_sbom(request: SbomRequest, sbom: SbomSubsystem, builder: Builder
         description=f"Write the SBOM of {subject.address} ({subject.architecture})",
         output_files=(path,),
     ))
-    return ImageSbom(subject.address, path, result.output_digest, len(spec["packages"]))
+    return ImageSbom(subject.address, path, result.output_digest, len(spec["packages"]) + len(spec["python_packages"]))
 
 
 @goal_rule

@@ -16,6 +16,12 @@ from the old lock with the same planner the build uses (`layer_plan.plan_layers`
 system layer is counted as pulled when any package of its image's chain changed (its
 bytes may well be equal; this over-counts by at most its size).  Files layers do not
 depend on the lock.  Config and manifest blobs (a few kB) are left out.
+
+A constraints bump of the PyPI source (`--old-python-lock`, or `--since`): a venv layer is a pure
+function of its wheels, so it is on the node when the old lock pins every one of its
+distributions to the same wheel (name and sha256), and pulled otherwise; in the one-layer-per-
+image comparison (a `RUN pip install` per image) an image's venv is rebuilt when any
+distribution of its chain changed.
 """
 
 from __future__ import annotations
@@ -37,12 +43,15 @@ from pants.option.option_types import StrOption
 from pants.util.strutil import help_text
 from pants.vcs.git import GitWorktreeRequest, MaybeGitWorktree
 
+from pants.backend.python.subsystems.setup import PythonSetup
+
 from debian.actions.debian_lock import diff_locks
 from audit.facts import ImageFacts, ImageFactsRequest, LayerFacts, image_targets
 from audit.sizes import human_bytes
 from debian.layer_plan import LayerBudget, PlannedPackage, layers_left, plan_layers
 from debian.subsystem import DebianSubsystem
 from oci.subsystem import OciSubsystem
+from pypi.lockfile import PypiLockError, ResolveLock, canonical_name, parse_lockfile
 
 Identity = frozenset  # of (package name, .deb sha256): what makes a package layer's bytes
 
@@ -58,6 +67,11 @@ class UpdateCostSubsystem(GoalSubsystem):
     )
 
     old_lock = StrOption(default=None, help="The lock before the update (a file).")
+    old_python_lock = StrOption(
+        default=None,
+        help="The lockfile of `[python].default_resolve` before a constraints bump (a file); with `--since`, the "
+             "one committed at that revision is read.",
+    )
     since = StrOption(default=None, help="A git revision whose committed lock is the one before the update.")
     output_dir = StrOption(default="update-cost", help="Directory under dist/ for report.json.")
 
@@ -122,6 +136,29 @@ def identity(layer: LayerFacts) -> Identity:
     return frozenset((p.name, p.deb_sha256) for p in layer.packages)
 
 
+@dataclass(frozen=True)
+class OldPythonLock:
+    """The PyPI lock before a constraints bump: every (distribution, wheel sha256) it pinned."""
+
+    wheels: frozenset
+    versions: Mapping[str, str]
+
+    @classmethod
+    def of(cls, lock: ResolveLock) -> "OldPythonLock":
+        return cls(frozenset((d.name, digest) for d in lock.distributions for _, _, digest in d.artifacts),
+                   {d.name: d.version for d in lock.distributions})
+
+    def keeps(self, layer: LayerFacts) -> bool:
+        return all((canonical_name(d.name), d.wheel_sha256) in self.wheels for d in layer.python_distributions)
+
+
+def python_changes(old: OldPythonLock, new: ResolveLock) -> str:
+    new_versions = {d.name: d.version for d in new.distributions}
+    lines = [f"  {name} {old.versions.get(name, '(none)')} -> {new_versions.get(name, '(none)')}"
+             for name in sorted(set(old.versions) | set(new_versions)) if old.versions.get(name) != new_versions.get(name)]
+    return "Python distribution changes:\n" + ("\n".join(lines) if lines else "  none")
+
+
 def is_system_layer(layer: LayerFacts) -> bool:
     return layer.created_by.startswith("system files of ")
 
@@ -180,7 +217,22 @@ class ImageCost:
                                   for layer in self.layered_layers]}
 
 
-def image_cost(facts: ImageFacts, levels: Sequence[LevelCost]) -> ImageCost:
+def venv_costs(facts: ImageFacts, old_python: OldPythonLock | None) -> tuple[list[LayerFacts], dict[str, int]]:
+    """The venv layers a node pulls, and each chain level's venv bytes a `RUN pip install` would rebuild."""
+    pulled: list[LayerFacts] = []
+    rebuilt: dict[str, int] = {}
+    changed = False
+    for address in facts.chain:
+        venv = [layer for layer in facts.layers if layer.added_by == address and layer.python_distributions]
+        new = [layer for layer in venv if old_python is not None and not old_python.keeps(layer)]
+        pulled += new
+        changed = changed or bool(new)
+        if changed and venv:
+            rebuilt[str(address)] = sum(layer.size for layer in venv)
+    return pulled, rebuilt
+
+
+def image_cost(facts: ImageFacts, levels: Sequence[LevelCost], old_python: OldPythonLock | None = None) -> ImageCost:
     pulled: list[LayerFacts] = []
     chain_changed = False
     run_bytes = 0
@@ -191,7 +243,9 @@ def image_cost(facts: ImageFacts, levels: Sequence[LevelCost]) -> ImageCost:
             pulled.append(level.system_layer)
         if chain_changed:
             run_bytes += level.run_layer_bytes
-    return ImageCost(str(facts.address), tuple(pulled), run_bytes, facts.total_bytes)
+    venv_pulled, venv_rebuilt = venv_costs(facts, old_python)
+    return ImageCost(str(facts.address), tuple(pulled + venv_pulled), run_bytes + sum(venv_rebuilt.values()),
+                     facts.total_bytes)
 
 
 @dataclass(frozen=True)
@@ -206,7 +260,7 @@ class SetCost:
 
 
 def set_cost(all_facts: Sequence[ImageFacts], costs: Sequence[ImageCost],
-             levels: Mapping[str, Sequence[LevelCost]]) -> SetCost:
+             levels: Mapping[str, Sequence[LevelCost]], old_python: OldPythonLock | None = None) -> SetCost:
     """A node with every old image: each pulled layer once, and each rebuilt RUN layer once."""
     layered = {layer.digest: layer.size for cost in costs for layer in cost.layered_layers}
     run_levels: dict = {}
@@ -216,8 +270,9 @@ def set_cost(all_facts: Sequence[ImageFacts], costs: Sequence[ImageCost],
             changed = changed or level.packages_changed
             if changed:
                 run_levels[level.address] = level.run_layer_bytes
+    venv_levels = {address: size for facts in all_facts for address, size in venv_costs(facts, old_python)[1].items()}
     unique = {layer.digest: layer.size for facts in all_facts for layer in facts.layers}
-    return SetCost(sum(layered.values()), sum(run_levels.values()), sum(unique.values()))
+    return SetCost(sum(layered.values()), sum(run_levels.values()) + sum(venv_levels.values()), sum(unique.values()))
 
 
 def report_lines(costs: Iterable[ImageCost], totals: SetCost, summary: str) -> list[str]:
@@ -252,10 +307,39 @@ def read_old_lock(options: UpdateCostSubsystem, lockfile: str, worktree) -> str:
         raise UpdateCostError(f"Cannot read {lockfile} at {options.since}: {e}") from None
 
 
+def read_old_python_lock(options: UpdateCostSubsystem, lockfile: str, worktree) -> str | None:
+    if options.old_python_lock:
+        try:
+            with open(options.old_python_lock, encoding="utf-8") as f:
+                return f.read()
+        except OSError as e:
+            raise UpdateCostError(f"Cannot read --old-python-lock={options.old_python_lock}: {e.strerror}.") from None
+    if options.since and worktree is not None:
+        try:
+            return worktree._git_binary._invoke_unsandboxed(
+                worktree._create_git_cmdline(["show", f"{options.since}:{lockfile}"]))
+        except GitBinaryException:
+            return None  # no PyPI lock at that revision: nothing to compare
+    return None
+
+
+async def python_locks(options: UpdateCostSubsystem, python_setup: PythonSetup, worktree
+                       ) -> tuple[OldPythonLock | None, ResolveLock | None]:
+    """The default resolve's lock before the bump (None when not given) and now."""
+    resolve = python_setup.default_resolve
+    lockfile = python_setup.resolves.get(resolve)
+    old_text = read_old_python_lock(options, lockfile, worktree) if lockfile else None
+    if old_text is None:
+        return None, None
+    current = await Get(DigestContents, PathGlobs([lockfile]))
+    new = parse_lockfile(resolve, lockfile, current[0].content.decode()) if current else None
+    return OldPythonLock.of(parse_lockfile(resolve, f"the old {lockfile}", old_text)), new
+
+
 @goal_rule
 async def update_cost(
     console: Console, workspace: Workspace, targets: FilteredTargets, dist: DistDir,
-    options: UpdateCostSubsystem, debian: DebianSubsystem, oci: OciSubsystem,
+    options: UpdateCostSubsystem, debian: DebianSubsystem, oci: OciSubsystem, python_setup: PythonSetup,
 ) -> UpdateCostGoal:
     worktree = (await Get(MaybeGitWorktree, GitWorktreeRequest())).git_worktree if options.since else None
     try:
@@ -268,9 +352,16 @@ async def update_cost(
     all_facts = await MultiGet(Get(ImageFacts, ImageFactsRequest(t.address)) for t in image_targets(targets))
     budget = Budget.of(debian, oci)
     levels = {str(f.address): level_costs(f, old, budget) for f in all_facts}
-    costs = [image_cost(f, levels[str(f.address)]) for f in all_facts]
-    totals = set_cost(all_facts, costs, levels)
+    try:
+        old_python, new_python = await python_locks(options, python_setup, worktree)
+    except (UpdateCostError, PypiLockError) as e:
+        console.print_stderr(str(e))
+        return UpdateCostGoal(exit_code=2)
+    costs = [image_cost(f, levels[str(f.address)], old_python) for f in all_facts]
+    totals = set_cost(all_facts, costs, levels, old_python)
     summary = "Package changes:\n" + diff_locks(old.data, new_data)
+    if old_python is not None and new_python is not None:
+        summary += "\n" + python_changes(old_python, new_python)
     console.print_stdout("\n".join(report_lines(costs, totals, summary)))
     report = json.dumps({"images": [c.to_json() for c in costs], "set": totals.to_json()}, sort_keys=True, indent=1)
     digest = await Get(Digest, CreateDigest([FileContent("report.json", report.encode())]))

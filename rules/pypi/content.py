@@ -13,7 +13,7 @@ gives the shared libraries C extensions may link. One layer per image, after Deb
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import ClassVar
@@ -24,7 +24,6 @@ from pants.engine.fs import (
     AddPrefix,
     CreateDigest,
     Digest,
-    DigestContents,
     DigestEntries,
     DigestSubset,
     FileContent,
@@ -46,7 +45,7 @@ from oci.layer import Layer, LayerOutput
 from oci.subsystem import OciSubsystem
 from pypi.actions.build_venv_layer import VENV_RECORD
 from pypi.actions.specs import LockedWheel, VenvLayerSpec, WheelFetchSpec
-from pypi.lockfile import ResolveLock, ResolveLockRequest, TargetInterpreter, closure, wheels_for
+from pypi.lockfile import ResolveLock, ResolveLockRequest, TargetInterpreter, canonical_name, closure, wheels_for
 from pypi.subsystem import PypiSubsystem
 from pypi.target_types import PythonExcludeField, PythonRequirementsField, PythonResolveField
 
@@ -62,6 +61,7 @@ class Pin:
 class PypiState(ContentState):
     records: Digest  # pypi/<diff_id hex>.json: each venv layer of the chain, what it installed
     pins: tuple[Pin, ...]
+    excluded: tuple[str, ...] = ()  # `python_exclude` of the chain, canonical names: children inherit it
 
 
 EMPTY_STATE = PypiState(EMPTY_DIGEST, ())
@@ -119,12 +119,14 @@ async def pypi_content(request: PypiContentRequest, pypi: PypiSubsystem, python_
     resolve = image.target[PythonResolveField].value or python_setup.default_resolve
     lock = await Get(ResolveLock, ResolveLockRequest(resolve))
     target = TargetInterpreter.of(pypi, request.architecture)
-    wanted = closure(lock, requirements, (image.target[PythonExcludeField].value or {}).keys(), target, address)
+    own_excluded = {canonical_name(name) for name in (image.target[PythonExcludeField].value or {})}
+    excluded = tuple(sorted(own_excluded | set(parent.excluded)))
+    wanted = closure(lock, requirements, excluded, target, address)
     check_parent_pins(address, wanted, parent)
     pinned = {pin.name for pin in parent.pins}
     new = tuple(d for d in wanted if d.name not in pinned)
     if not new:
-        return ImageContent((), None if parent == EMPTY_STATE else parent)
+        return ImageContent((), dataclasses.replace(parent, excluded=excluded))
     wheels = wheels_for(new, target, lock, address)
     debian = await Get(DebianProvides, DebianProvidesRequest(
         request.address, request.architecture, request.parent_layers, request.parent_states, (pypi.interpreter,)))
@@ -133,7 +135,7 @@ async def pypi_content(request: PypiContentRequest, pypi: PypiSubsystem, python_
     records = await Get(Digest, MergeDigests([parent.records, venv.record]))
     pins = tuple(sorted({*parent.pins, *(Pin(w.name, w.version, address) for w in wheels)},
                         key=lambda p: p.name))
-    return ImageContent((venv.layer,), PypiState(records, pins))
+    return ImageContent((venv.layer,), PypiState(records, pins, excluded))
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ class PythonExcludeField(DictStringToStringField):
         """
         Distributions of the closure the venv does without, each with the reason, usually that a
         Debian package of the image provides the module through the venv's system site-packages:
-        `{"ovs": "Debian's python3-openvswitch"}`. Descendant images inherit nothing: name them again.
+        `{"ovs": "Debian's python3-openvswitch"}`. Descendant images inherit the exclusions.
         """
     )
 

@@ -36,3 +36,21 @@ def test_service_answers_a_real_request(service):
     assert result.ok, (f"{service}: {result.what} failed after {result.seconds:.0f} s\n"
                        f"image {result.image}, command: {' '.join(result.command)}\n"
                        f"{result.detail}\n{result.logs}")
+
+
+# The source variants (images/source/: OpenStack from PyPI in /var/lib/kolla/venv) of the services that have one.
+SOURCE_VARIANTS = ("keystone", "nova-api")
+
+
+@pytest.mark.parametrize("service", SOURCE_VARIANTS)
+def test_source_variant_answers_a_real_request(service):
+    podman = shutil.which("podman")
+    if podman is None:
+        pytest.skip("needs podman")
+    missing = service_checks.missing_layouts(service, str(DIST), "source")
+    if missing:
+        pytest.skip(f"no OCI layout at {', '.join(missing)} (run ./pants package :: first)")
+    result = service_checks.run_check(service, podman, str(DIST), "source")
+    assert result.ok, (f"{service} (source): {result.what} failed after {result.seconds:.0f} s\n"
+                       f"image {result.image}, command: {' '.join(result.command)}\n"
+                       f"{result.detail}\n{result.logs}")

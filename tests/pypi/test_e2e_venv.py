@@ -9,6 +9,8 @@ import dataclasses
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -165,3 +167,25 @@ def test_a_perturbed_rebuild_elsewhere_is_bit_identical(built, tmp_path):
     assert rebuilt.returncode == 0, rebuilt.output
     assert "Build the venv layer of images/app:app" in rebuilt.output  # built again, not a cache hit
     assert layout_files(other / "dist") == layout_files(repo / "dist")
+
+
+def test_the_sbom_lists_the_venv_distributions_with_pypi_purls(built):
+    from packageurl import PackageURL
+
+    repo, _, work, _, args = built
+    run = run_pants(repo, "sbom", "images/fast", *args[2:], store=work / "store", env=bootstrap_env(work))
+    assert run.returncode == 0, run.output
+    path = repo / "dist/images.fast/fast.spdx.json"
+    validated = subprocess.run([str(Path(sys.executable).parent / "pyspdxtools"), "-i", str(path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert validated.returncode == 0 and "invalid" not in validated.stdout, validated.stdout
+    sbom = json.loads(path.read_text())
+    python = {p["SPDXID"]: p for p in sbom["packages"] if p["SPDXID"].startswith("SPDXRef-pypi")}
+    purls = sorted(p["externalRefs"][0]["referenceLocator"] for p in python.values())
+    assert purls == ["pkg:pypi/colour-util@2.0", "pkg:pypi/fastmod@1.0", "pkg:pypi/greet@1.0"]
+    assert all(str(PackageURL.from_string(purl)) == purl for purl in purls)
+    lock = (repo / "3rdparty/python/openstack.lock").read_text()
+    for package in python.values():  # the checksum is the locked wheel's
+        assert package["checksums"][0]["checksumValue"] in lock
+    contains = {r["relatedSpdxElement"] for r in sbom["relationships"] if r["relationshipType"] == "CONTAINS"}
+    assert set(python) <= contains

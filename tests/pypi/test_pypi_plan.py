@@ -8,6 +8,7 @@ import pytest
 
 from oci.errors import ImageBuildError
 from pypi.content import EMPTY_STATE, Pin, PypiState, check_parent_pins
+from pypi.why import dependency_path
 from pypi.lockfile import LockedDistribution, PypiLockError, TargetInterpreter, closure, parse_lockfile, wheels_for
 
 FILES = "https://files.example/"
@@ -81,3 +82,49 @@ def test_a_child_pinning_a_parent_distribution_differently_is_refused():
     with pytest.raises(ImageBuildError, match=r"lib-a 2.0 \(the parent chain has 1.0 from //images/base:base\)"):
         check_parent_pins("//images/app:app", wanted, parent)
     check_parent_pins("//images/app:app", (LockedDistribution("lib-a", "1.0", (), ()),), parent)
+
+
+def test_why_names_the_shortest_path_from_a_requirement_through_the_lock():
+    lock = parse_lockfile("openstack", "x.lock", LOCK)
+    assert dependency_path(lock, ["app"], "Fast_Mod", TARGET) == ("app", "fast-mod")
+    assert dependency_path(lock, ["app"], "speedup", TARGET) == ("app", "fast-mod", "speedup")  # extra [speed]
+    assert dependency_path(lock, ["app"], "tomli", TARGET) is None  # python_version < "3.11"
+    assert dependency_path(lock, ["lib-a"], "app", TARGET) is None
+
+
+def test_update_cost_pulls_only_the_venv_layers_whose_wheels_the_old_lock_lacks():
+    from pants.engine.addresses import Address
+
+    from audit.facts import ImageFacts, ImageNames, LayerFacts, PythonDistributionFacts
+    from audit.update_cost import OldPythonLock, image_cost, python_changes
+
+    base, app = Address("images/base"), Address("images/app")
+    lock = parse_lockfile("openstack", "x.lock", LOCK)
+    wheel = {d.name: d.artifacts[0] for d in lock.distributions}
+
+    def venv_layer(digest, by, *names):
+        distributions = tuple(PythonDistributionFacts(n, lock.by_name()[n].version, wheel[n][0], wheel[n][2])
+                              for n in names)
+        return LayerFacts(f"sha256:{digest * 64}", f"sha256:{digest * 64}", 100, "pypi", by, (), distributions)
+
+    layers = (venv_layer("1", base, "lib-a"), venv_layer("2", app, "app", "fast-mod"))
+    image = ImageFacts(app, (base, app), ImageNames("app", (), ("latest",)), "sha256:" + "f" * 64,
+                       "sha256:" + "e" * 64, "{}", layers)
+    unchanged = image_cost(image, [], OldPythonLock.of(lock))
+    assert unchanged.layered_layers == () and unchanged.run_style_bytes == 0
+    old = OldPythonLock.of(parse_lockfile("openstack", "old.lock", lock_with("lib-a", "1.0", "a" * 64)))
+    cost = image_cost(image, [], old)
+    assert [layer.digest for layer in cost.layered_layers] == ["sha256:" + "1" * 64]  # the child's layer stays
+    assert cost.run_style_bytes == 200  # one RUN pip install per image: the base's and, after it, the app's
+    assert "lib-a 1.0 -> 2.0" in python_changes(old, lock)
+
+
+def lock_with(name: str, version: str, sha256: str) -> str:
+    """LOCK with one distribution at another version and wheel."""
+    body = json.loads("".join(line for line in LOCK.splitlines(True) if not line.startswith("//")))
+    for requirement in body["locked_resolves"][0]["locked_requirements"]:
+        if requirement["project_name"] == name:
+            requirement["version"] = version
+            requirement["artifacts"] = [{"url": f"{FILES}{name}-{version}-py3-none-any.whl", "algorithm": "sha256",
+                                         "hash": sha256}]
+    return json.dumps(body)

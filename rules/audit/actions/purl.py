@@ -44,3 +44,8 @@ def oci_purl(repository: str, manifest_digest: str, architecture: str = "", repo
     name = repository.rstrip("/").rsplit("/", 1)[-1].lower()
     return package_url("oci", None, name, manifest_digest,
                        {"arch": architecture, "repository_url": repository_url, "tag": tag})
+
+
+def pypi_purl(name: str, version: str) -> str:
+    """`pkg:pypi/oslo.config@10.0.0`: the pypi type lowercases the name and writes `_` as `-`."""
+    return package_url("pypi", None, name.lower().replace("_", "-"), version)

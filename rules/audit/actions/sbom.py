@@ -8,11 +8,14 @@ from the host, not even the clock, so the same image gives the same bytes:
      "images": [{"address", "repository", "manifest_digest", "architecture", "repository_url", "tag",
                  "supplier"}, ...]        # the image first, then its parent, grandparent, ...
      "packages": [{"name", "version", "architecture", "source", "deb_sha256", "download_location",
-                   "supplier", "layer", "added_by"}]}
+                   "supplier", "layer", "added_by"}],
+     "python_packages": [{"name", "version", "wheel_sha256", "download_location", "layer", "added_by"}]}
 
 The image is the described package (purpose CONTAINER, checksum = its manifest
 digest, purl `pkg:oci/...`); each Debian package is a package it CONTAINS, with
-the .deb's sha256, its purl `pkg:deb/<vendor>/...`, supplier and download location.
+the .deb's sha256, its purl `pkg:deb/<vendor>/...`, supplier and download location;
+each Python distribution of the venv (rules/pypi) too, with its wheel's sha256 and URL and its
+purl `pkg:pypi/<name>@<version>`.
 Each image DESCENDANT_OF its parent, so the chain of base images is recorded.
 Licenses are NOASSERTION: Debian states them per file in
 /usr/share/doc/<package>/copyright, which this generator does not interpret.
@@ -25,7 +28,7 @@ import re
 import sys
 from typing import List, Mapping, Sequence
 
-from .purl import deb_purl, oci_purl
+from .purl import deb_purl, oci_purl, pypi_purl
 
 SPDX_VERSION = "SPDX-2.3"
 NOASSERTION = "NOASSERTION"
@@ -99,6 +102,29 @@ def deb_package(package: Mapping, distro: str, vendor: str) -> dict:
     return value
 
 
+def pypi_id(package: Mapping) -> str:
+    return spdx_id("pypi", package["name"], package["version"], package["wheel_sha256"][:12])
+
+
+def pypi_package(package: Mapping) -> dict:
+    """A Python distribution of the image's venv (rules/pypi), by the wheel it was installed from."""
+    url = package.get("download_location") or ""
+    return {
+        "SPDXID": pypi_id(package),
+        "name": package["name"],
+        "versionInfo": package["version"],
+        "supplier": NOASSERTION,
+        "downloadLocation": download_location(url),
+        "filesAnalyzed": False,
+        "checksums": [{"algorithm": "SHA256", "checksumValue": package["wheel_sha256"]}],
+        "licenseConcluded": NOASSERTION,
+        "licenseDeclared": NOASSERTION,
+        "copyrightText": NOASSERTION,
+        "comment": f"Installed from a wheel into the venv by layer {package['layer']}, added by {package['added_by']}.",
+        "externalRefs": [purl_ref(pypi_purl(package["name"], package["version"]))],
+    }
+
+
 def purl_ref(purl: str) -> dict:
     return {"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl", "referenceLocator": purl}
 
@@ -107,10 +133,12 @@ def relationship(element: str, kind: str, related: str) -> dict:
     return {"spdxElementId": element, "relationshipType": kind, "relatedSpdxElement": related}
 
 
-def relationships(images: Sequence[Mapping], packages: Sequence[Mapping]) -> List[dict]:
+def relationships(images: Sequence[Mapping], packages: Sequence[Mapping],
+                  python_packages: Sequence[Mapping] = ()) -> List[dict]:
     found = [relationship("SPDXRef-DOCUMENT", "DESCRIBES", image_id(0))]
     found += [relationship(image_id(i), "DESCENDANT_OF", image_id(i + 1)) for i in range(len(images) - 1)]
     found += [relationship(image_id(0), "CONTAINS", deb_id(p)) for p in packages]
+    found += [relationship(image_id(0), "CONTAINS", pypi_id(p)) for p in python_packages]
     return found
 
 
@@ -118,6 +146,7 @@ def build_sbom(spec: Mapping) -> dict:
     document = spec["document"]
     images = spec["images"]
     packages = sorted(spec.get("packages") or [], key=lambda p: (p["name"], p["architecture"], p["deb_sha256"]))
+    python_packages = sorted(spec.get("python_packages") or [], key=lambda p: (p["name"], p["wheel_sha256"]))
     distro, vendor = spec.get("distro", "debian-12"), spec.get("vendor", "debian")
     return {
         "spdxVersion": SPDX_VERSION,
@@ -127,8 +156,9 @@ def build_sbom(spec: Mapping) -> dict:
         "documentNamespace": document["namespace"],
         "creationInfo": {"created": document["created"], "creators": list(document["creators"])},
         "packages": [image_package(image, i, document["created"]) for i, image in enumerate(images)]
-                    + [deb_package(p, distro, vendor) for p in packages],
-        "relationships": relationships(images, packages),
+                    + [deb_package(p, distro, vendor) for p in packages]
+                    + [pypi_package(p) for p in python_packages],
+        "relationships": relationships(images, packages, python_packages),
     }
 
 

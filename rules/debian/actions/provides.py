@@ -13,7 +13,7 @@ import glob
 import json
 import posixpath
 import sys
-from typing import Dict, List, Sequence
+from typing import List, Sequence
 
 from oci.actions.specs import load_spec
 
@@ -30,7 +30,9 @@ def python_module(path: str) -> str:
 
 
 def provides(packages: Sequence[dict], paths: Sequence[str]) -> dict:
-    sonames, present, modules = set(), set(), {}  # type: set, set, Dict[str, str]
+    sonames: set = set()
+    present: set = set()
+    modules: dict = {}
     wanted = {p.lstrip("/") for p in paths}
     for package in packages:
         for record in package.get("shared_objects") or ():

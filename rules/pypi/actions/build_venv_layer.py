@@ -7,9 +7,11 @@ interpreter with system site-packages (so Debian's python3 modules stay importab
 
 Before writing, the ELF objects of the new wheels are checked: every DT_NEEDED library must be
 provided by the chain's Debian packages (debian's provides.json) or by a library the chain's venv
-carries (manylinux wheels bundle theirs). Outputs `blobs/sha256/<digest>`, `layer.json` and
-`venv-record.json`: {image, distributions: [{name, version, files}], libraries}, which the images
-built on this one read back.
+carries (manylinux wheels bundle theirs). And no wheel may provide a top-level module that a
+Debian package of the chain already has in dist-packages: the venv's copy would shadow it for
+the services while Debian's tools (kolla_set_configs) kept the other one. Outputs `blobs/sha256/<digest>`, `layer.json` and
+`venv-record.json`: {image, distributions: [{name, version, files, wheel: {url, sha256}}],
+libraries}, which the images built on this one read back, and audits (SBOM) read.
 """
 
 from __future__ import annotations
@@ -112,11 +114,42 @@ def missing_libraries(spec: VenvLayerSpec, installed: Sequence[InstalledDistribu
     return problems
 
 
-def debian_sonames(spec: VenvLayerSpec) -> Set[str]:
+def debian_provides(spec: VenvLayerSpec) -> dict:
     if not spec.debian_provides:
-        return set()
+        return {"sonames": [], "python_modules": {}}
     with open(spec.debian_provides, encoding="utf-8") as f:
-        return set(json.load(f)["sonames"])
+        return json.load(f)
+
+
+def debian_sonames(spec: VenvLayerSpec) -> Set[str]:
+    return set(debian_provides(spec)["sonames"])
+
+
+def top_level_modules(dist: InstalledDistribution, site_packages: str) -> Set[str]:
+    """What `import NAME` finds of a distribution in site-packages: packages, modules, extensions."""
+    modules = set()
+    for file in dist.files:
+        if not file.path.startswith(site_packages + "/"):
+            continue
+        top, _, rest = file.path[len(site_packages) + 1:].partition("/")
+        if top.endswith((".dist-info", ".data", ".pth", ".libs")) or top.startswith(("_", ".")):
+            continue
+        modules.add(top if rest else top.split(".", 1)[0])
+    return modules
+
+
+def check_debian_modules(spec: VenvLayerSpec, installed: Sequence[InstalledDistribution], layout: VenvLayout) -> None:
+    """Refuse a module both a Debian package (system site-packages) and a wheel of the venv provide."""
+    debian = debian_provides(spec)["python_modules"]
+    clashes = [f"{dist.name} {dist.version} and Debian's {debian[module]} both provide `{module}`"
+               for dist in installed for module in sorted(top_level_modules(dist, layout.site_packages))
+               if module in debian]
+    if clashes:
+        raise VenvError(
+            f"{spec.image}: two copies of one module, the venv's shadowing the Debian package's:\n  "
+            + "\n  ".join(clashes) + "\nLeave the distribution out of the venv with `python_exclude` (the "
+            "Debian package's module is imported through system site-packages), or drop the Debian package."
+        )
 
 
 def check_libraries(spec: VenvLayerSpec, installed: Sequence[InstalledDistribution], chain_libraries: Set[str]) -> None:
@@ -145,18 +178,20 @@ def venv_entries(spec: VenvLayerSpec, installed: Iterable[InstalledDistribution]
 
 def build_venv_layer(spec: VenvLayerSpec, out_dir: str) -> dict:
     layout = VenvLayout(f"#!/{spec.venv}/bin/python3", spec.python_version)
-    installed = [install_wheel(w.sandbox_path, w.name, w.version, layout)
-                 for w in sorted(spec.wheels, key=lambda w: (w.name, w.version))]
+    wheels = sorted(spec.wheels, key=lambda w: (w.name, w.version))
+    installed = [install_wheel(w.sandbox_path, w.name, w.version, layout) for w in wheels]
     owners, chain_libraries = read_chain(spec.chain_records)
     check_paths(spec, installed, owners)
     check_libraries(spec, installed, chain_libraries)
+    check_debian_modules(spec, installed, layout)
     entries = (venv_skeleton(spec, layout) if spec.create_venv else []) + venv_entries(spec, installed)
     write_layer_files(entries, spec.settings, out_dir)
     libraries = sorted({posixpath.basename(f.path) for d in installed for f in d.files
                         if is_library_name(posixpath.basename(f.path))})
     return {"image": spec.image, "libraries": libraries,
-            "distributions": [{"name": d.name, "version": d.version, "files": [f.path for f in d.files]}
-                              for d in installed]}
+            "distributions": [{"name": d.name, "version": d.version, "files": [f.path for f in d.files],
+                               "wheel": {"url": w.url, "sha256": w.sha256}}
+                              for d, w in zip(installed, wheels)]}
 
 
 def main(argv: List[str]) -> int:
