@@ -111,8 +111,10 @@ def measure_up_and_client(plane: Plane) -> Tuple[object, List[dict], float, floa
     return report, steps, client_seconds, first_active
 
 
-def upgrade_drill(plane: Plane, workdir: str, service: str = "keystone") -> Dict[str, object]:
-    kept = verify(plane, "keep")
+def upgrade_drill(plane: Plane, workdir: str, service: str = "keystone", keep: bool = True) -> Dict[str, object]:
+    """Resources that must survive (unless `keep` is False: made already), `service` rebuilt with a changed
+    input and upgraded to it, then what survived."""
+    kept = verify(plane, "keep") if keep else []
     began = time.monotonic()
     layout, path = rebuild_changed(plane_image(service), workdir)
     rebuild_seconds = time.monotonic() - began
