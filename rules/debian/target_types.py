@@ -5,11 +5,10 @@ Registered as plugin fields, so that rules/oci knows nothing of them.
 
 from __future__ import annotations
 
-from pants.engine.addresses import Address
-from pants.engine.target import BoolField, DictStringToStringField, InvalidFieldException, StringSequenceField
+from pants.engine.target import BoolField, StringSequenceField
 from pants.util.strutil import help_text
 
-from oci.target_types import OciImageTarget
+from oci.target_types import OciImageTarget, ReviewedExclusionsField
 
 
 class DebianPackagesField(StringSequenceField):
@@ -23,7 +22,7 @@ class DebianPackagesField(StringSequenceField):
     )
 
 
-class DebianExcludePackagesField(DictStringToStringField):
+class DebianExcludePackagesField(ReviewedExclusionsField):
     alias = "exclude_packages"
     help = help_text(
         """
@@ -34,16 +33,7 @@ class DebianExcludePackagesField(DictStringToStringField):
         """
     )
 
-    @classmethod
-    def compute_value(cls, raw_value, address: Address):
-        value = super().compute_value(raw_value, address)
-        for name, reason in (value or {}).items():
-            if not reason.strip():
-                raise InvalidFieldException(
-                    f"The {cls.alias!r} field of {address} gives no reason for leaving out {name!r}: "
-                    "say why the image does without it, e.g. {\"python3-mypy\": \"type checker, never imported\"}."
-                )
-        return value
+    reason_example = '{"python3-mypy": "type checker, never imported"}'
 
 
 class DebianRecommendsField(BoolField):

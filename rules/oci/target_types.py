@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Optional, Tuple
+from typing import ClassVar, Iterable, Optional, Tuple
 
 import posixpath
 import re
@@ -50,6 +50,24 @@ class OciImageFilesField(StringSequenceField):
 class OciImageEntrypointField(StringSequenceField):
     alias = "entrypoint"
     help = "The image's entrypoint (exec form). Setting it drops an inherited `cmd`."
+
+
+class ReviewedExclusionsField(DictStringToStringField):
+    """A content source's exclusions: each name left out of the image with the reason it was reviewed,
+    so that the reason shows in review and an exclusion without one is refused."""
+
+    reason_example: ClassVar[str] = '{"name": "why the image does without it"}'
+
+    @classmethod
+    def compute_value(cls, raw_value, address: Address):
+        value = super().compute_value(raw_value, address)
+        for name, reason in (value or {}).items():
+            if not reason.strip():
+                raise InvalidFieldException(
+                    f"The {cls.alias!r} field of {address} gives no reason for leaving out {name!r}: "
+                    f"say why the image does without it, e.g. {cls.reason_example}."
+                )
+        return value
 
 
 class OciImageCmdField(StringSequenceField):

@@ -7,11 +7,10 @@ Pants' own `generate-lockfiles` writes under the resolve's upper constraints.
 
 from __future__ import annotations
 
-from pants.engine.addresses import Address
-from pants.engine.target import DictStringToStringField, InvalidFieldException, StringField, StringSequenceField
+from pants.engine.target import StringField, StringSequenceField
 from pants.util.strutil import help_text
 
-from oci.target_types import OciImageTarget
+from oci.target_types import OciImageTarget, ReviewedExclusionsField
 
 
 class PythonRequirementsField(StringSequenceField):
@@ -31,7 +30,7 @@ class PythonResolveField(StringField):
     help = "The Python resolve of `python_requirements` (default: `[python].default_resolve`)."
 
 
-class PythonExcludeField(DictStringToStringField):
+class PythonExcludeField(ReviewedExclusionsField):
     alias = "python_exclude"
     help = help_text(
         """
@@ -41,16 +40,7 @@ class PythonExcludeField(DictStringToStringField):
         """
     )
 
-    @classmethod
-    def compute_value(cls, raw_value, address: Address):
-        value = super().compute_value(raw_value, address)
-        for name, reason in (value or {}).items():
-            if not reason.strip():
-                raise InvalidFieldException(
-                    f"The {cls.alias!r} field of {address} gives no reason for leaving out {name!r}: say what "
-                    "provides it instead, e.g. {\"ovs\": \"Debian's python3-openvswitch\"}."
-                )
-        return value
+    reason_example = '{"ovs": "Debian\'s python3-openvswitch"}'
 
 
 PYPI_IMAGE_FIELDS = (PythonRequirementsField, PythonResolveField, PythonExcludeField)
