@@ -33,6 +33,7 @@ import argparse
 import configparser
 import json
 import os
+import re
 import secrets
 import string
 import sys
@@ -94,6 +95,7 @@ SERVICES: Tuple[Service, ...] = (
             ("KOLLA_UPGRADE", "restart")),
 )
 BY_NAME: Dict[str, Service] = {s.name: s for s in SERVICES}
+VOLUMES = tuple(sorted({"kolla_logs", *(v.split(":")[0] for s in SERVICES for v in s.volumes)}))
 
 # Databases and their accounts: (database, account); the password is <account>_database_password.
 DATABASES = (("keystone", "keystone"), ("glance", "glance"), ("placement", "placement"), ("nova_api", "nova"),
@@ -333,6 +335,8 @@ KEYSTONE_BOOTSTRAP = ("keystone-manage bootstrap --bootstrap-username admin --bo
                       "--bootstrap-role-name admin --bootstrap-admin-url {url} --bootstrap-internal-url {url} "
                       "--bootstrap-public-url {url} --bootstrap-region-id {region}")
 FERNET_SETUP = "keystone-manage fernet_setup --keystone-user keystone --keystone-group keystone"
+# The explicit-command jobs (kolla-ansible's names), besides each service's bootstrap_<name>.
+ONE_OFF_JOBS = ("keystone_fernet_bootstrap", "nova_api_map_cell0", "nova_cell_create", "nova_cell_bootstrap")
 CELL1 = ("nova-manage cell_v2 list_cells | grep -q ' cell1 ' || "
          "nova-manage cell_v2 create_cell --name cell1 --verbose")
 
@@ -340,7 +344,7 @@ CELL1 = ("nova-manage cell_v2 list_cells | grep -q ' cell1 ' || "
 def create_volumes(plane: Plane) -> List[str]:
     """Every named volume of the plane; the ones this call created (their bootstraps must run)."""
     created = []
-    for volume in sorted({"kolla_logs", *(v.split(":")[0] for s in SERVICES for v in s.volumes)}):
+    for volume in VOLUMES:
         name = plane.volume(volume)
         if not plane.podman.volume_exists(name):
             plane.podman.ok(["volume", "create", name], 30, name, "volume create")
@@ -379,7 +383,7 @@ def up_identity(plane: Plane, values: Dict[str, str], new_volumes: Sequence[str]
     keystone = BY_NAME["keystone"]
     job(plane, keystone, "bootstrap_keystone", ("KOLLA_BOOTSTRAP=",))
     if "keystone_fernet_tokens" in new_volumes:
-        job(plane, keystone, "keystone_fernet_bootstrap", command=FERNET_SETUP)
+        job(plane, keystone, ONE_OFF_JOBS[0], command=FERNET_SETUP)
     start(plane, keystone)
     wait_healthy(plane, (keystone,))
     command = KEYSTONE_BOOTSTRAP.format(url=KEYSTONE_URL, region=values["region"]).split()
@@ -405,9 +409,9 @@ def up_compute(plane: Plane, values: Dict[str, str]) -> None:
     nova's cell jobs), as independent chains run as many at a time as there are cores; then every
     healthcheck, and the compute host mapped into cell1."""
     nova = [BY_NAME[name] for name in ("nova_api", "nova_scheduler", "nova_conductor", "nova_compute")]
-    nova_jobs = ((nova[0], "nova_api_map_cell0", "nova-manage cell_v2 map_cell0"),
-                 (nova[0], "nova_cell_create", CELL1),
-                 (nova[2], "nova_cell_bootstrap", "nova-manage db sync"))
+    nova_jobs = ((nova[0], ONE_OFF_JOBS[1], "nova-manage cell_v2 map_cell0"),
+                 (nova[0], ONE_OFF_JOBS[2], CELL1),
+                 (nova[2], ONE_OFF_JOBS[3], "nova-manage db sync"))
     chains = [(nova, nova_jobs), *(([BY_NAME[name]], ()) for name in ("neutron_server", "glance_api", "placement_api"))]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         for started in [pool.submit(bootstrap_and_start, plane, *chain) for chain in chains]:
@@ -477,13 +481,13 @@ def down(plane: Plane, keep_volumes: bool = False) -> List[str]:
     removed = []
     listed = plane.podman.run(["ps", "-a", "--format", "{{.Names}}"], 60).stdout.decode().split()
     ours = [plane.container(s.name) for s in reversed(SERVICES)]
-    leftovers = [n for n in listed if n.startswith(plane.prefix) and n not in ours
-                 and n[len(plane.prefix):].startswith(("bootstrap_", "nova_", "keystone_", "client-"))]
+    jobs = {plane.container(name) for name in (*(f"bootstrap_{s.name}" for s in SERVICES), *ONE_OFF_JOBS)}
+    leftovers = [n for n in listed if n in jobs or re.fullmatch(re.escape(plane.container("client-")) + r"\d+", n)]
     for name in [n for n in ours if n in listed] + leftovers:
         plane.podman.ok(["rm", "-f", "-t", "10", name], 60, name, "rm")
         removed.append(name)
     if not keep_volumes:
-        for volume in sorted({"kolla_logs", *(v.split(":")[0] for s in SERVICES for v in s.volumes)}):
+        for volume in VOLUMES:
             if plane.podman.volume_exists(plane.volume(volume)):
                 plane.podman.ok(["volume", "rm", "-f", plane.volume(volume)], 60, volume, "volume rm")
                 removed.append(plane.volume(volume))
