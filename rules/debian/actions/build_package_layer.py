@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence, Tuple
 
 from oci.actions.build_layer import write_layer_files
+from oci.actions.ocilayout import file_sha256
 from oci.actions.specs import LayerDescriptor, LayerSettings, load_spec
 from oci.actions.tarlayer import FILE, HARDLINK, Entry, LayerError, open_content
 
-from .debfile import DebError, file_sha256
+from .debfile import DebError
 from .debcontents import DebInput
 from .deblayer import DuplicatePackage, FileConflict, filtered_layer, layer_packages_json, merge_debs
 from .accounts import AccountIds

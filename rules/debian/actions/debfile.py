@@ -10,7 +10,6 @@ memory or written out whole.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import lzma
 import os
@@ -341,11 +340,3 @@ def strip_dot_slash(path: str) -> str:
         path = path[2:]
     return path.lstrip("/")
 
-
-def file_sha256(path: str) -> str:
-    """The sha256 of a file, read in 1 MiB pieces: a .deb checked against the lock."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1024 * 1024), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

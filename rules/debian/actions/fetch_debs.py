@@ -44,9 +44,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+from oci.actions.ocilayout import file_sha256
 from oci.actions.specs import load_spec
 
-from .debfile import file_sha256
 from .registry import RegistryClient, RegistryError, parse_archive
 
 DEBS_DIR = "debs"

@@ -29,6 +29,15 @@ def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def file_sha256(path: str) -> str:
+    """The hex sha256 of a file, read in 1 MiB pieces: a fetched .deb or wheel checked against its lock."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def epoch_to_rfc3339(epoch: int) -> str:
     # Computed by hand: time.strftime would depend on the host's TZ handling.
     days, seconds = divmod(int(epoch), 86400)

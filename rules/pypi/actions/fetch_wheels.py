@@ -9,7 +9,6 @@ once per set of wheels.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import sys
@@ -18,6 +17,7 @@ import urllib.error
 import urllib.request
 from typing import List, Sequence
 
+from oci.actions.ocilayout import file_sha256
 from oci.actions.specs import load_spec
 
 from .specs import LockedWheel, WheelFetchSpec
@@ -27,19 +27,11 @@ class WheelFetchError(Exception):
     pass
 
 
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def from_cache(wheel: LockedWheel, cache_dir: str, target: str) -> bool:
     cached = os.path.join(cache_dir, f"{wheel.sha256}.whl") if cache_dir else ""
     if not cached or not os.path.exists(cached):
         return False
-    if sha256_of(cached) != wheel.sha256:
+    if file_sha256(cached) != wheel.sha256:
         os.replace(cached, f"{cached}.damaged")
         return False
     shutil.copyfile(cached, target)
@@ -52,7 +44,7 @@ def download(wheel: LockedWheel, target: str, timeout: int) -> None:
             shutil.copyfileobj(response, out)
     except (urllib.error.URLError, OSError) as error:
         raise WheelFetchError(f"{wheel.name} {wheel.version}: {wheel.url}: {error}") from error
-    actual = sha256_of(target)
+    actual = file_sha256(target)
     if actual != wheel.sha256:
         os.unlink(target)
         raise WheelFetchError(f"{wheel.name} {wheel.version}: {wheel.url} has sha256 {actual}, the lock says "
