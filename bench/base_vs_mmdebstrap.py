@@ -23,6 +23,12 @@ apt downloads only the indexes. mmdebstrap runs apt and dpkg (resolution, mainta
 we read a lock that was resolved beforehand (`pants generate-lockfiles`, about 22 s, not
 counted here).
 
+With `--cold --pantsd` (the default with --cold), ours is also timed through a warm pantsd,
+Pants' default mode: the daemon is started on the fresh store with `pants version` (the engine
+and rule graph are up, no BUILD file read, nothing built), then `package` is timed, then the
+daemon is stopped. That row leaves out Pants' start-up, not any of the build's work; its CPU is
+the daemon's and is not counted.
+
 Repetitions alternate the order. Two builds of each are compared: our layout digests; the
 mmdebstrap tarball's sha256 and the umoci manifest digest. Standard library only (Python 3.9+);
 needs mmdebstrap and umoci.
@@ -50,6 +56,7 @@ SOURCES = [
 ]
 EPOCH = "1970-01-01T00:00:00Z"
 MERGED_USR_HOOKS = "/usr/share/mmdebstrap/hooks/merged-usr"
+PANTSD_COLD = "cold, warm pantsd"
 
 
 def dpkg_path_options(pants_toml: Path) -> List[str]:
@@ -116,6 +123,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reps", type=int, default=3, help="repetitions (default 3)")
     parser.add_argument("--cold", action="store_true", help="also build both with empty .deb caches (downloads)")
+    parser.add_argument("--pantsd", action=argparse.BooleanOptionalAction, default=True,
+                        help="with --cold, also time ours through a warm pantsd (default on)")
     parser.add_argument("--deb-cache", default=str(B.DEFAULT_DEB_CACHE))
     B.add_run_options(parser)
     args = parser.parse_args(argv)
@@ -147,11 +156,19 @@ def main(argv=None) -> int:
     ours_digests: List[str] = []
     last_ours_layout = None
 
-    def ours(kind: str, rep: int, cache: Path) -> None:
+    def ours(kind: str, rep: int, cache: Path, pantsd: bool = False) -> None:
         nonlocal last_ours_layout
         store = B.Store.fresh(work / "store", cache)
         shutil.rmtree(repo / "dist", ignore_errors=True)
-        r = B.pants(repo, f"ours {kind} #{rep + 1}", ["package", "images/base"], store, logs / f"ours-{kind}-{rep}.log").check()
+        if pantsd:
+            B.pants(repo, f"start pantsd #{rep + 1}", ["version"], store, logs / f"pantsd-{rep}.log", pantsd=True,
+                    quiet=True).check()
+        try:
+            r = B.pants(repo, f"ours {kind} #{rep + 1}", ["package", "images/base"], store,
+                        logs / f"ours-{kind}-{rep}.log", pantsd=pantsd).check()
+        finally:
+            if pantsd:
+                B.stop_pantsd(repo)
         ours_runs.setdefault(kind, []).append(r)
         layout = B.find_layouts(repo / "dist")["base"]
         ours_digests.append(B.layout_manifest_digest(layout))
@@ -175,8 +192,12 @@ def main(argv=None) -> int:
             shutil.rmtree(empty, ignore_errors=True)
             empty.mkdir()
             steps = [lambda: ours("cold", rep, empty), lambda: mm("cold", rep, False)]
+            if args.pantsd:
+                steps.append(lambda: ours(PANTSD_COLD, rep, empty, pantsd=True))
             for step in (steps if rep % 2 == 0 else reversed(steps)):
                 step()
+                shutil.rmtree(empty, ignore_errors=True)
+                empty.mkdir()
             shutil.rmtree(empty, ignore_errors=True)
 
     ours_layers = B.image_layers(last_ours_layout)
@@ -186,18 +207,20 @@ def main(argv=None) -> int:
     ours_facts = layout_facts(last_ours_layout)
     all_mm = [m for ms in mm_runs.values() for m in ms]
     rows = []
-    for kind in ("warm", "cold"):
+    for kind in ("warm", "cold", PANTSD_COLD):
         if kind not in ours_runs:
             continue
         o = ours_runs[kind]
-        m = mm_runs[kind]
+        m = mm_runs["cold" if kind == PANTSD_COLD else kind]
         total_mm = [x["mmdebstrap"].wall + x["umoci"].wall for x in m]
-        rows.append((f"time, {kind} .deb cache", B.fmt([r.wall for r in o]),
+        label = "time, cold .deb cache, warm pantsd" if kind == PANTSD_COLD else f"time, {kind} .deb cache"
+        rows.append((label, B.fmt([r.wall for r in o]),
                      f"{B.fmt(total_mm)} (mmdebstrap {B.fmt([x['mmdebstrap'].wall for x in m])} + umoci "
                      f"{B.fmt([x['umoci'].wall for x in m])})",
                      B.fmt([t / r.wall for t, r in zip(total_mm, o)], "x", 2)))
-        rows.append((f"CPU, {kind}", B.fmt([r.cpu for r in o]),
-                     B.fmt([x["mmdebstrap"].cpu + x["umoci"].cpu for x in m]), ""))
+        if kind != PANTSD_COLD:  # the daemon's CPU is not the client's
+            rows.append((f"CPU, {kind}", B.fmt([r.cpu for r in o]),
+                         B.fmt([x["mmdebstrap"].cpu + x["umoci"].cpu for x in m]), ""))
     rows += [
         ("packages", len(closure), mm_facts["packages"],
          "same set" if set(closure) == set(mm_facts["names"]) else

@@ -19,7 +19,9 @@ Decisions:
 - A failure that may pass (a DNS hiccup, a reset or cut connection, a timeout, HTTP 5xx) is
   tried again twice, after 0.5 s and 1.5 s, before the next source.
 - Downloads run in a bounded thread pool (`parallelism`), each written to a temporary file and
-  renamed into the cache (a reader never sees half a file) and into `debs/<sha256>.deb`.
+  renamed into the cache (a reader never sees half a file) and into `debs/<sha256>.deb`. Each
+  thread keeps its connection to a mirror open, and each host is looked up once
+  (oci/actions/httpget.py): that is what made a cold fetch as fast as apt's.
 - The outputs are `debs/<sha256>.deb` and `fetch.json`: how many .debs each source served, and the
   cache files moved aside. As a Pants Process this is keyed by the lock's hashes, so its output is
   content-addressed by construction.
@@ -40,10 +42,10 @@ import sys
 import threading
 import time
 import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+from oci.actions.httpget import HttpGetter
 from oci.actions.ocilayout import file_sha256
 from oci.actions.specs import load_spec
 
@@ -154,6 +156,7 @@ class Fetcher:
         self.spec = spec
         self.out_dir = out_dir
         self.registry = RegistryClient(parse_archive(spec.archive), spec.timeout) if spec.archive else None
+        self.http = HttpGetter(spec.timeout)
 
     def fetch(self, deb: FetchDeb) -> Outcome:
         outcome = Outcome(deb)
@@ -204,8 +207,7 @@ class Fetcher:
             with self.registry.open_blob(deb.sha256) as response:
                 copy_checked(response, target, deb)
             return
-        request = urllib.request.Request(url, headers={"User-Agent": "oci-pants-fetch"})
-        with urllib.request.urlopen(request, timeout=self.spec.timeout) as response:
+        with self.http.get(url) as response:
             copy_checked(response, target, deb)
 
     def cached_path(self, deb: FetchDeb) -> str:

@@ -14,9 +14,9 @@ import shutil
 import sys
 import tempfile
 import urllib.error
-import urllib.request
 from typing import List, Sequence
 
+from oci.actions.httpget import HttpGetter
 from oci.actions.ocilayout import file_sha256
 from oci.actions.specs import load_spec
 
@@ -38,9 +38,9 @@ def from_cache(wheel: LockedWheel, cache_dir: str, target: str) -> bool:
     return True
 
 
-def download(wheel: LockedWheel, target: str, timeout: int) -> None:
+def download(wheel: LockedWheel, target: str, http: HttpGetter) -> None:
     try:
-        with urllib.request.urlopen(wheel.url, timeout=timeout) as response, open(target, "wb") as out:
+        with http.get(wheel.url) as response, open(target, "wb") as out:
             shutil.copyfileobj(response, out)
     except (urllib.error.URLError, OSError) as error:
         raise WheelFetchError(f"{wheel.name} {wheel.version}: {wheel.url}: {error}") from error
@@ -66,13 +66,14 @@ def keep_in_cache(wheel: LockedWheel, cache_dir: str, source: str) -> None:
 
 def fetch_all(spec: WheelFetchSpec) -> List[str]:
     fetched, failures = [], []
+    http = HttpGetter(spec.timeout)  # one lookup of the index's host, one kept-alive connection
     for wheel in sorted(spec.wheels, key=lambda w: w.sha256):
         target = wheel.sandbox_path
         os.makedirs(os.path.dirname(target), exist_ok=True)
         if from_cache(wheel, spec.cache_dir, target):
             continue
         try:
-            download(wheel, target, spec.timeout)
+            download(wheel, target, http)
         except WheelFetchError as error:
             failures.append(str(error))
             continue
