@@ -14,16 +14,19 @@ gives the shared libraries C extensions may link. One layer per image, after Deb
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from dataclasses import dataclass
 from typing import ClassVar
 
 from pants.backend.python.subsystems.setup import PythonSetup
+from pants.engine.addresses import Address
 from pants.engine.fs import (
     EMPTY_DIGEST,
     AddPrefix,
     CreateDigest,
     Digest,
+    DigestContents,
     DigestEntries,
     DigestSubset,
     FileContent,
@@ -39,13 +42,14 @@ from debian.provides import DebianProvides, DebianProvidesRequest
 from oci.action import ActionRequest
 from oci.actions.specs import dump_spec
 from oci.chain import ImageTarget, ImageTargetRequest
-from oci.content import ContentState, ImageContent, ImageContentRequest
+from oci.content import ContentState, ImageContent, ImageContentRequest, source_state
 from oci.errors import ImageBuildError
 from oci.layer import Layer, LayerOutput
 from oci.subsystem import OciSubsystem
 from pypi.actions.build_venv_layer import VENV_RECORD
 from pypi.actions.specs import LockedWheel, VenvLayerSpec, WheelFetchSpec
 from pypi.lockfile import ResolveLock, ResolveLockRequest, TargetInterpreter, canonical_name, closure, wheels_for
+from pypi.modules import ModuleClash, clash_message, module_clashes, venv_distributions
 from pypi.subsystem import PypiSubsystem
 from pypi.target_types import PythonExcludeField, PythonRequirementsField, PythonResolveField
 
@@ -108,13 +112,64 @@ def check_interpreter(image: str, pypi: PypiSubsystem, debian: DebianProvides) -
         )
 
 
+@dataclass(frozen=True)
+class PypiPlanRequest:
+    """An image's venv as oci asks for it (the fields of `PypiContentRequest`), planned without refusing
+    a module clash: `pants lint` reports those, the build refuses them."""
+
+    address: Address
+    architecture: str
+    parent_layers: int
+    parent_states: tuple[ContentState, ...]
+
+
+@dataclass(frozen=True)
+class PypiPlan:
+    content: ImageContent
+    clashes: tuple[ModuleClash, ...]
+
+
+def debian_provides_request(request: PypiPlanRequest, pypi: PypiSubsystem) -> DebianProvidesRequest:
+    # The same arguments oci gave: Debian's content of the image is the engine's memoized answer.
+    return DebianProvidesRequest(request.address, request.architecture, request.parent_layers,
+                                 request.parent_states, (pypi.interpreter,))
+
+
+async def chain_clashes(request: PypiPlanRequest, state: PypiState, pypi: PypiSubsystem) -> tuple[ModuleClash, ...]:
+    """An image that adds no venv layer may still add a Debian package over a module of the chain's venv."""
+    if not state.pins:
+        return ()
+    debian = await Get(DebianProvides, DebianProvidesRequest, debian_provides_request(request, pypi))
+    return await clashes_with(str(request.address), state, debian, pypi)
+
+
+async def clashes_with(image: str, state: PypiState, debian: DebianProvides,
+                       pypi: PypiSubsystem) -> tuple[ModuleClash, ...]:
+    if not debian.python_modules:
+        return ()
+    records = await Get(DigestContents, Digest, state.records)
+    distributions = venv_distributions(json.loads(record.content) for record in records)
+    layout_site = f"lib/python{pypi.python_version}/site-packages"
+    return module_clashes(image, distributions, dict(debian.python_modules), layout_site)
+
+
+@rule(desc="Refuse two copies of one Python module")
+async def pypi_content(request: PypiContentRequest) -> ImageContent:
+    plan = await Get(PypiPlan, PypiPlanRequest(request.address, request.architecture, request.parent_layers,
+                                               request.parent_states))
+    if plan.clashes:
+        raise ImageBuildError(clash_message(str(request.address), plan.clashes))
+    return plan.content
+
+
 @rule(desc="Plan an image's venv layer")
-async def pypi_content(request: PypiContentRequest, pypi: PypiSubsystem, python_setup: PythonSetup) -> ImageContent:
-    parent = request.parent_state(PypiState) or EMPTY_STATE
+async def pypi_plan(request: PypiPlanRequest, pypi: PypiSubsystem, python_setup: PythonSetup) -> PypiPlan:
+    parent = source_state(request.parent_states, PypiState) or EMPTY_STATE
     image = await Get(ImageTarget, ImageTargetRequest(request.address))
     requirements = image.target[PythonRequirementsField].value or ()
     if not requirements:
-        return ImageContent((), None if parent == EMPTY_STATE else parent)
+        state = None if parent == EMPTY_STATE else parent
+        return PypiPlan(ImageContent((), state), await chain_clashes(request, parent, pypi))
     address = str(request.address)
     resolve = image.target[PythonResolveField].value or python_setup.default_resolve
     lock = await Get(ResolveLock, ResolveLockRequest(resolve))
@@ -126,16 +181,17 @@ async def pypi_content(request: PypiContentRequest, pypi: PypiSubsystem, python_
     pinned = {pin.name for pin in parent.pins}
     new = tuple(d for d in wanted if d.name not in pinned)
     if not new:
-        return ImageContent((), dataclasses.replace(parent, excluded=excluded))
+        state = dataclasses.replace(parent, excluded=excluded)
+        return PypiPlan(ImageContent((), state), await chain_clashes(request, state, pypi))
     wheels = wheels_for(new, target, lock, address)
-    debian = await Get(DebianProvides, DebianProvidesRequest(
-        request.address, request.architecture, request.parent_layers, request.parent_states, (pypi.interpreter,)))
+    debian = await Get(DebianProvides, debian_provides_request(request, pypi))
     check_interpreter(address, pypi, debian)
     venv = await Get(VenvLayer, VenvLayerRequest(address, wheels, not parent.pins, parent, debian))
     records = await Get(Digest, MergeDigests([parent.records, venv.record]))
     pins = tuple(sorted({*parent.pins, *(Pin(w.name, w.version, address) for w in wheels)},
                         key=lambda p: p.name))
-    return ImageContent((venv.layer,), PypiState(records, pins, excluded))
+    state = PypiState(records, pins, excluded)
+    return PypiPlan(ImageContent((venv.layer,), state), await clashes_with(address, state, debian, pypi))
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from pants.backend.python.macros.python_requirements import PythonRequirementsTa
 from pants.backend.python.target_types import PythonRequirementTarget
 from pants.core.target_types import TargetGeneratorSourcesHelperTarget
 
-from pypi import content, lockfile, why
+from pypi import content, lint, lockfile, why
 from pypi import target_types as image_fields
 
 
@@ -30,5 +30,6 @@ def rules():
         *image_fields.rules(),
         *lockfile.rules(),
         *content.rules(),
+        *lint.rules(),
         *why.rules(),
     ]

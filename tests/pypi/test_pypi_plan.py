@@ -128,3 +128,22 @@ def lock_with(name: str, version: str, sha256: str) -> str:
             requirement["artifacts"] = [{"url": f"{FILES}{name}-{version}-py3-none-any.whl", "algorithm": "sha256",
                                          "hash": sha256}]
     return json.dumps(body)
+
+
+def test_a_module_both_the_venv_and_debian_provide_is_found_in_both_directions():
+    from pypi.modules import VenvDistribution, clash_message, module_clashes
+
+    site = "lib/python3.11/site-packages"
+    parents = VenvDistribution("PyYAML", "6.0.1", "//images/base:base",
+                               (f"{site}/yaml/__init__.py", f"{site}/_yaml/__init__.py", f"{site}/PyYAML-6.0.1.dist-info/RECORD"))
+    own = VenvDistribution("greet", "1.0", "//images/app:app", (f"{site}/greet.py", "bin/greet"))
+    debian = {"yaml": "python3-yaml", "greet": "python3-greet", "apt": "python3-apt"}
+    clashes = module_clashes("//images/app:app", [parents, own], debian, site)
+    assert [(c.module, c.package, c.reverse) for c in clashes] == [("greet", "python3-greet", False),
+                                                                  ("yaml", "python3-yaml", True)]
+    message = clash_message("//images/app:app", clashes)
+    assert "greet 1.0 of its venv and Debian's python3-greet both provide `greet`" in message
+    assert 'python_exclude={"greet": "Debian\'s python3-greet"}' in message
+    assert ("Debian's python3-yaml, added here, provides `yaml`, which PyYAML 6.0.1 of the venv of //images/base:base "
+            "already has: drop python3-yaml from the image's `packages`") in message
+    assert module_clashes("//images/app:app", [parents, own], {"apt": "python3-apt"}, site) == ()

@@ -98,7 +98,7 @@ def test_elf_needs_reads_dt_needed_in_order():
     assert elf_needs(b"#!/bin/sh\n") is None
 
 
-def venv_spec(tmp_path: Path, wheels, provides=None, chain=(), create=True, modules=None) -> VenvLayerSpec:
+def venv_spec(tmp_path: Path, wheels, provides=None, chain=(), create=True) -> VenvLayerSpec:
     locked = []
     for spec in wheels:
         built = build_wheel(spec, tmp_path)
@@ -110,7 +110,7 @@ def venv_spec(tmp_path: Path, wheels, provides=None, chain=(), create=True, modu
     provides_path = ""
     if provides is not None:
         (tmp_path / "provides.json").write_text(json.dumps({"sonames": provides, "present_paths": [],
-                                                            "python_modules": modules or {}}))
+                                                            "python_modules": {}}))
         provides_path = "provides.json"
     return VenvLayerSpec("//images:app", tuple(locked), "var/lib/kolla/venv", "/usr/bin/python3.11", "3.11",
                          create, tuple(chain), provides_path, LayerSettings(0, 6, "pypi"))
@@ -197,11 +197,3 @@ def test_a_child_layer_adds_no_venv_and_refuses_a_file_its_parent_owns(tmp_path)
     with pytest.raises(VenvError, match=r"greet/__init__.py is installed by both greet 1.0 \(from //images:app\) "
                                         r"and greet-fork 1.0"):
         build_in(clash, venv_spec(clash, [other], provides=[], chain=("pypi/parent.json",), create=False))
-
-
-def test_a_module_a_debian_package_already_provides_is_refused(tmp_path):
-    spec = venv_spec(tmp_path, [GREET], provides=[], modules={"greet": "python3-greet", "yaml": "python3-yaml"})
-    with pytest.raises(VenvError) as error:
-        build_in(tmp_path, spec)
-    assert "greet 1.0 and Debian's python3-greet both provide `greet`" in str(error.value)
-    assert "yaml" not in str(error.value) and "python_exclude" in str(error.value)

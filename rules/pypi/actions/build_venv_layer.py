@@ -7,9 +7,10 @@ interpreter with system site-packages (so Debian's python3 modules stay importab
 
 Before writing, the ELF objects of the new wheels are checked: every DT_NEEDED library must be
 provided by the chain's Debian packages (debian's provides.json) or by a library the chain's venv
-carries (manylinux wheels bundle theirs). And no wheel may provide a top-level module that a
-Debian package of the chain already has in dist-packages: the venv's copy would shadow it for
-the services while Debian's tools (kolla_set_configs) kept the other one. Outputs `blobs/sha256/<digest>`, `layer.json` and
+carries (manylinux wheels bundle theirs). A module both a wheel and a Debian package provide is
+refused by the rules (pypi/modules.py) from the record this action writes, not here: `pants lint`
+reports it from the same record, and the reverse case (a Debian package added under a parent's
+venv) needs no venv layer at all. Outputs `blobs/sha256/<digest>`, `layer.json` and
 `venv-record.json`: {image, distributions: [{name, version, files, wheel: {url, sha256}}],
 libraries}, which the images built on this one read back, and audits (SBOM) read.
 """
@@ -116,7 +117,7 @@ def missing_libraries(spec: VenvLayerSpec, installed: Sequence[InstalledDistribu
 
 def debian_provides(spec: VenvLayerSpec) -> dict:
     if not spec.debian_provides:
-        return {"sonames": [], "python_modules": {}}
+        return {"sonames": []}
     with open(spec.debian_provides, encoding="utf-8") as f:
         return json.load(f)
 
@@ -125,31 +126,17 @@ def debian_sonames(spec: VenvLayerSpec) -> Set[str]:
     return set(debian_provides(spec)["sonames"])
 
 
-def top_level_modules(dist: InstalledDistribution, site_packages: str) -> Set[str]:
-    """What `import NAME` finds of a distribution in site-packages: packages, modules, extensions."""
+def top_level_modules(files: Iterable[str], site_packages: str) -> Set[str]:
+    """What `import NAME` finds of venv files (relative to the venv root): packages, modules, extensions."""
     modules = set()
-    for file in dist.files:
-        if not file.path.startswith(site_packages + "/"):
+    for path in files:
+        if not path.startswith(site_packages + "/"):
             continue
-        top, _, rest = file.path[len(site_packages) + 1:].partition("/")
+        top, _, rest = path[len(site_packages) + 1:].partition("/")
         if top.endswith((".dist-info", ".data", ".pth", ".libs")) or top.startswith(("_", ".")):
             continue
         modules.add(top if rest else top.split(".", 1)[0])
     return modules
-
-
-def check_debian_modules(spec: VenvLayerSpec, installed: Sequence[InstalledDistribution], layout: VenvLayout) -> None:
-    """Refuse a module both a Debian package (system site-packages) and a wheel of the venv provide."""
-    debian = debian_provides(spec)["python_modules"]
-    clashes = [f"{dist.name} {dist.version} and Debian's {debian[module]} both provide `{module}`"
-               for dist in installed for module in sorted(top_level_modules(dist, layout.site_packages))
-               if module in debian]
-    if clashes:
-        raise VenvError(
-            f"{spec.image}: two copies of one module, the venv's shadowing the Debian package's:\n  "
-            + "\n  ".join(clashes) + "\nLeave the distribution out of the venv with `python_exclude` (the "
-            "Debian package's module is imported through system site-packages), or drop the Debian package."
-        )
 
 
 def check_libraries(spec: VenvLayerSpec, installed: Sequence[InstalledDistribution], chain_libraries: Set[str]) -> None:
@@ -183,7 +170,6 @@ def build_venv_layer(spec: VenvLayerSpec, out_dir: str) -> dict:
     owners, chain_libraries = read_chain(spec.chain_records)
     check_paths(spec, installed, owners)
     check_libraries(spec, installed, chain_libraries)
-    check_debian_modules(spec, installed, layout)
     entries = (venv_skeleton(spec, layout) if spec.create_venv else []) + venv_entries(spec, installed)
     write_layer_files(entries, spec.settings, out_dir)
     libraries = sorted({posixpath.basename(f.path) for d in installed for f in d.files
