@@ -48,7 +48,16 @@ from oci.layer import Layer, LayerOutput
 from oci.subsystem import OciSubsystem
 from pypi.actions.build_venv_layer import VENV_RECORD
 from pypi.actions.specs import LockedWheel, VenvLayerSpec, WheelFetchSpec
-from pypi.lockfile import ResolveLock, ResolveLockRequest, TargetInterpreter, canonical_name, closure, wheels_for
+from pypi.lockfile import (
+    LockFreshness,
+    LockFreshnessRequest,
+    ResolveLock,
+    ResolveLockRequest,
+    TargetInterpreter,
+    canonical_name,
+    closure,
+    wheels_for,
+)
 from pypi.modules import ModuleClash, clash_message, module_clashes, venv_distributions
 from pypi.subsystem import PypiSubsystem
 from pypi.target_types import PythonExcludeField, PythonRequirementsField, PythonResolveField
@@ -172,7 +181,11 @@ async def pypi_plan(request: PypiPlanRequest, pypi: PypiSubsystem, python_setup:
         return PypiPlan(ImageContent((), state), await chain_clashes(request, parent, pypi))
     address = str(request.address)
     resolve = image.target[PythonResolveField].value or python_setup.default_resolve
-    lock = await Get(ResolveLock, ResolveLockRequest(resolve))
+    lock, freshness = await MultiGet(Get(ResolveLock, ResolveLockRequest(resolve)),
+                                     Get(LockFreshness, LockFreshnessRequest(resolve)))
+    stale = freshness.problem(address)
+    if stale:
+        raise ImageBuildError(stale)
     target = TargetInterpreter.of(pypi, request.architecture)
     own_excluded = {canonical_name(name) for name in (image.target[PythonExcludeField].value or {})}
     excluded = tuple(sorted(own_excluded | set(parent.excluded)))
