@@ -8,6 +8,13 @@ a venv writes the venv itself (pyvenv.cfg, bin/python*), on the interpreter its 
 ship (`[pypi].interpreter`), read through debian's narrow `DebianProvides` interface, which also
 gives the shared libraries C extensions may link. One layer per image, after Debian's layers.
 
+Before anything is built, the resolve's lockfile must have been generated from the resolve's
+current requirements and constraints (lockfile.py, `LockFreshness`): a stale lock stops the build
+with the fix. After the venv layer, a module both the chain's venv and its Debian packages provide
+is refused in either direction (modules.py); `pypi_plan` holds those clashes so that `pants lint`
+(lint.py) reports them with the same plan. With `compile_python` the venv layer carries the .pycs
+of its modules (actions/venv_bytecode.py), compiled by the same compiler search as Debian's.
+
 `PypiState` carries the chain's pins and its venv records to the images built on this one.
 """
 
@@ -40,11 +47,13 @@ from pants.engine.unions import UnionRule
 
 from debian.provides import DebianProvides, DebianProvidesRequest
 from oci.action import ActionRequest
+from oci.actions.pycompile import Compiler
 from oci.actions.specs import dump_spec
 from oci.chain import ImageTarget, ImageTargetRequest
 from oci.content import ContentState, ImageContent, ImageContentRequest, source_state
 from oci.errors import ImageBuildError
 from oci.layer import Layer, LayerOutput
+from oci.pycompile import BytecodeCompiler, BytecodeCompilerRequest, OciImageCompilePythonField
 from oci.subsystem import OciSubsystem
 from pypi.actions.build_venv_layer import VENV_RECORD
 from pypi.actions.specs import LockedWheel, VenvLayerSpec, WheelFetchSpec
@@ -92,6 +101,7 @@ class VenvLayerRequest:
     create_venv: bool
     parent: PypiState
     debian: DebianProvides
+    compile_python: bool = False  # the image's `compile_python`: .pycs of the modules this layer adds
 
 
 @dataclass(frozen=True)
@@ -199,7 +209,8 @@ async def pypi_plan(request: PypiPlanRequest, pypi: PypiSubsystem, python_setup:
     wheels = wheels_for(new, target, lock, address)
     debian = await Get(DebianProvides, debian_provides_request(request, pypi))
     check_interpreter(address, pypi, debian)
-    venv = await Get(VenvLayer, VenvLayerRequest(address, wheels, not parent.pins, parent, debian))
+    venv = await Get(VenvLayer, VenvLayerRequest(address, wheels, not parent.pins, parent, debian,
+                                                  bool(image.target[OciImageCompilePythonField].value)))
     records = await Get(Digest, MergeDigests([parent.records, venv.record]))
     pins = tuple(sorted({*parent.pins, *(Pin(w.name, w.version, address) for w in wheels)},
                         key=lambda p: p.name))
@@ -231,16 +242,33 @@ async def fetch_wheels(request: WheelFetchRequest, pypi: PypiSubsystem) -> Fetch
     return FetchedWheels(result.output_digest)
 
 
+def venv_compiler(image: str, compiler: BytecodeCompiler) -> Compiler:
+    if compiler.path is None:
+        raise ImageBuildError(
+            f"{image} has compile_python=True and a venv on Python {compiler.minor} ([pypi].python_version), so it "
+            f"needs a Python {compiler.minor} on the build machine to compile the venv's modules, and there is no "
+            f"python{compiler.minor} in [python-bootstrap].search_path ({', '.join(compiler.search_path)}). Install "
+            f"python{compiler.minor} and add its directory to that option in pants.toml, or set compile_python=False."
+        )
+    return Compiler(compiler.path, compiler.minor, compiler.fingerprint)
+
+
 @rule(desc="Build an image's venv layer")
 async def build_venv_layer(request: VenvLayerRequest, pypi: PypiSubsystem, oci: OciSubsystem) -> VenvLayer:
     fetched = await Get(FetchedWheels, WheelFetchRequest(request.wheels))
     chain = await Get(DigestEntries, Digest, request.parent.records)
+    compiler = None
+    if request.compile_python:
+        found = await Get(BytecodeCompiler, BytecodeCompilerRequest(pypi.python_version))
+        compiler = venv_compiler(request.address, found)
+    bytecode = f" with CPython {pypi.python_version} bytecode" if compiler else ""
     spec = VenvLayerSpec(
         image=request.address, wheels=request.wheels, venv=pypi.venv.strip("/"), interpreter=pypi.interpreter,
         python_version=pypi.python_version, create_venv=request.create_venv,
         chain_records=tuple(sorted(e.path for e in chain if isinstance(e, FileEntry))),
         debian_provides="debian/provides.json" if request.debian.digest != EMPTY_DIGEST else "",
-        settings=oci.layer_settings(f"pypi: {len(request.wheels)} distributions into {pypi.venv}"))
+        settings=oci.layer_settings(f"pypi: {len(request.wheels)} distributions into {pypi.venv}{bytecode}"),
+        compiler=compiler)
     spec_digest, debian = await MultiGet(
         Get(Digest, CreateDigest([FileContent("__venv_spec.json", dump_spec(spec.to_json()))])),
         Get(Digest, AddPrefix(request.debian.digest, "debian")))

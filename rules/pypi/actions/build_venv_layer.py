@@ -1,6 +1,7 @@
 """Write one image's venv layer: `python -m pypi.actions.build_venv_layer spec.json` (a `VenvLayerSpec`).
 
-The layer holds, under the venv root, what the image's wheels install (wheel.py) and, for the
+The layer holds, under the venv root, what the image's wheels install (wheel.py), their .pycs when
+the image has `compile_python` (venv_bytecode.py: in this layer and in RECORD, as pip does) and, for the
 first image of a chain with a venv, the venv itself: `pyvenv.cfg` naming the image's own
 interpreter with system site-packages (so Debian's python3 modules stay importable) and the
 `bin/python*` links to it. Nothing runs the image's interpreter: the venv is data.
@@ -20,14 +21,17 @@ from __future__ import annotations
 import json
 import posixpath
 import sys
-from typing import Dict, Iterable, List, Sequence, Set, Tuple
+import tempfile
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from oci.actions.build_layer import write_layer_files
+from oci.actions.pycompile import CompileError, CompileResult
 from oci.actions.specs import load_spec
 from oci.actions.tarlayer import DIR, FILE, SYMLINK, Entry
 
 from .elfneeds import ElfNeedsError, elf_needs
 from .specs import VenvLayerSpec
+from .venv_bytecode import compile_distributions
 from .wheel import InstalledDistribution, VenvFile, VenvLayout, WheelError, install_wheel
 
 VENV_RECORD = "venv-record.json"
@@ -167,11 +171,15 @@ def build_venv_layer(spec: VenvLayerSpec, out_dir: str) -> dict:
     layout = VenvLayout(f"#!/{spec.venv}/bin/python3", spec.python_version)
     wheels = sorted(spec.wheels, key=lambda w: (w.name, w.version))
     installed = [install_wheel(w.sandbox_path, w.name, w.version, layout) for w in wheels]
-    owners, chain_libraries = read_chain(spec.chain_records)
-    check_paths(spec, installed, owners)
-    check_libraries(spec, installed, chain_libraries)
-    entries = (venv_skeleton(spec, layout) if spec.create_venv else []) + venv_entries(spec, installed)
-    write_layer_files(entries, spec.settings, out_dir)
+    with tempfile.TemporaryDirectory(prefix="venv-pyc-") as work_dir:
+        if spec.compiler is not None:
+            installed, compiled = compile_distributions(installed, layout, spec.venv, spec.compiler, work_dir)
+            report_compiled(compiled)
+        owners, chain_libraries = read_chain(spec.chain_records)
+        check_paths(spec, installed, owners)
+        check_libraries(spec, installed, chain_libraries)
+        entries = (venv_skeleton(spec, layout) if spec.create_venv else []) + venv_entries(spec, installed)
+        write_layer_files(entries, spec.settings, out_dir)
     libraries = sorted({posixpath.basename(f.path) for d in installed for f in d.files
                         if is_library_name(posixpath.basename(f.path))})
     return {"image": spec.image, "libraries": libraries,
@@ -180,12 +188,18 @@ def build_venv_layer(spec: VenvLayerSpec, out_dir: str) -> dict:
                               for d, w in zip(installed, wheels)]}
 
 
+def report_compiled(result: Optional[CompileResult]) -> None:
+    if result is not None:
+        print(f"CPython {result.version}: {len(result.compiled)} modules compiled, {len(result.failed)} do not compile"
+              + "".join(f"\n  {path}: {error}" for path, error in result.failed[:20]), file=sys.stderr)
+
+
 def main(argv: List[str]) -> int:
     spec_path, = argv
     spec = VenvLayerSpec.from_json(load_spec(spec_path))
     try:
         record = build_venv_layer(spec, ".")
-    except (VenvError, WheelError) as error:
+    except (VenvError, WheelError, CompileError) as error:
         print(f"{spec.image}: {error}" if not str(error).startswith(spec.image) else str(error), file=sys.stderr)
         return 2
     with open(VENV_RECORD, "w", encoding="utf-8") as f:
