@@ -224,3 +224,14 @@ def test_update_cost_checks_each_venv_layer_against_the_old_lock_of_its_own_reso
     assert old_python_lock_paths(["/tmp/x=y.lock"], "openstack", resolves) == {"openstack": "/tmp/x=y.lock"}
     with pytest.raises(UpdateCostError, match="names resolve 'openstack' twice"):
         old_python_lock_paths(["a.lock", "openstack=b.lock"], "openstack", resolves)
+
+
+def test_compile_python_without_a_python_of_the_venv_version_names_the_image_and_the_fix():
+    from oci.pycompile import BytecodeCompiler
+    from pypi.content import venv_compiler
+
+    with pytest.raises(ImageBuildError, match=r"//images:app has compile_python=True and a venv on Python 3\.11 .*"
+                                              r"no python3\.11 in \[python-bootstrap\]\.search_path \(/usr/bin\)"):
+        venv_compiler("//images:app", BytecodeCompiler("3.11", None, "", ("/usr/bin",)))
+    found = venv_compiler("//images:app", BytecodeCompiler("3.11", "/usr/bin/python3.11", "abc", ("/usr/bin",)))
+    assert (found.python, found.minor, found.fingerprint) == ("/usr/bin/python3.11", "3.11", "abc")
