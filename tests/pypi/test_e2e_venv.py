@@ -50,7 +50,8 @@ IMAGES = {
     "images/fast/BUILD": 'oci_image(parent="//images/app", packages=["libfixture1"], '
                          'python_requirements=["greet", "fastmod"])\n',
     "images/compiled/BUILD": 'oci_image(parent="//images/base", python_requirements=["greet"], compile_python=True)\n',
-    "images/tool/BUILD": 'oci_image(parent="//images/base", python_requirements=["colour-util"], python_resolve="tools")\n',
+    "images/tool/BUILD": 'oci_image(parent="//images/base", python_requirements=["colour-util"], '
+                         'python_resolve="tools")\n',
     "refused/nolib/BUILD": 'oci_image(parent="//images/base", python_requirements=["fastmod"])\n',
     "refused/forward/BUILD": 'oci_image(parent="//images/base", packages=["python3-colour-util"], '
                              'python_requirements=["greet"])\n',
@@ -190,7 +191,8 @@ def test_a_perturbed_rebuild_elsewhere_is_bit_identical(built, tmp_path):
     # Another action interpreter too (Python 3.9 instead of the host's python3), as tests/oci/test_e2e_build.py.
     # /usr/bin after it only for python3.11, which compiles images/compiled's .pycs (compile_python).
     rebuilt = run_pants(other, *args[:2], f"--debian-deb-cache={work / 'debs'}",
-                        "--python-bootstrap-search-path=['" + python39_dir() + "', '/usr/bin']", store=tmp_path / "store",
+                        "--python-bootstrap-search-path=['" + python39_dir() + "', '/usr/bin']",
+                        store=tmp_path / "store",
                         env=env, umask=0o077, wrapper=faketime)
     assert rebuilt.returncode == 0, rebuilt.output
     assert "Build the venv layer of images/app:app" in rebuilt.output  # built again, not a cache hit
@@ -224,7 +226,8 @@ def test_compile_python_puts_the_venv_pycs_in_its_layer_and_in_record(built):
     repo, *_ = built
     venv_layer = layers(repo, "compiled")[-1]
     pycs = sorted(p for p in venv_layer if p.endswith(".pyc"))
-    assert pycs == [f"{SITE}/__pycache__/colour_util.cpython-311.pyc", f"{SITE}/greet/__pycache__/__init__.cpython-311.pyc"]
+    assert pycs == [f"{SITE}/__pycache__/colour_util.cpython-311.pyc",
+                    f"{SITE}/greet/__pycache__/__init__.cpython-311.pyc"]
     data = venv_layer[pycs[1]][1]
     assert int.from_bytes(data[4:8], "little") == 0b01 and venv_layer[pycs[1]][0].mtime == 0  # unchecked-hash
     record = venv_layer[f"{SITE}/greet-1.0.dist-info/RECORD"][1].decode()

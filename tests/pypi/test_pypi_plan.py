@@ -134,8 +134,8 @@ def test_a_module_both_the_venv_and_debian_provide_is_found_in_both_directions()
     from pypi.modules import VenvDistribution, clash_message, module_clashes
 
     site = "lib/python3.11/site-packages"
-    parents = VenvDistribution("PyYAML", "6.0.1", "//images/base:base",
-                               (f"{site}/yaml/__init__.py", f"{site}/_yaml/__init__.py", f"{site}/PyYAML-6.0.1.dist-info/RECORD"))
+    parents = VenvDistribution("PyYAML", "6.0.1", "//images/base:base", (
+        f"{site}/yaml/__init__.py", f"{site}/_yaml/__init__.py", f"{site}/PyYAML-6.0.1.dist-info/RECORD"))
     own = VenvDistribution("greet", "1.0", "//images/app:app", (f"{site}/greet.py", "bin/greet"))
     debian = {"yaml": "python3-yaml", "greet": "python3-greet", "apt": "python3-apt"}
     clashes = module_clashes("//images/app:app", [parents, own], debian, site)
@@ -173,7 +173,8 @@ def test_a_lock_generated_from_other_requirements_or_constraints_is_stale():
     from pypi.lockfile import LockFreshness, LockInputs, normalized_requirements, stale_lock_changes
 
     lock = parse_lockfile("openstack", "3rdparty/python/openstack.lock", HEADER + LOCK.split("\n", 2)[2])
-    same = LockInputs(normalized_requirements(["app", "fast.mod"]), normalized_requirements(["APP===1.0", "Fast_Mod===3.0"]))
+    same = LockInputs(normalized_requirements(["app", "fast.mod"]),
+                      normalized_requirements(["APP===1.0", "Fast_Mod===3.0"]))
     assert stale_lock_changes(lock, same) == []
     bumped = LockInputs(same.requirements + ("nova",), normalized_requirements(["app===1.1", "fast-mod===3.0"]))
     changes = stale_lock_changes(lock, bumped)

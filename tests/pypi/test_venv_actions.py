@@ -222,7 +222,8 @@ def test_compile_python_puts_unchecked_hash_pycs_in_the_layer_and_in_record(tmp_
     with tarfile.open(tmp_path / "blobs/sha256" / descriptor["digest"].split(":")[1]) as tar:
         members = {m.name: m for m in tar.getmembers()}
         data = tar.extractfile(pyc).read()
-        rows = list(csv.reader(io.StringIO(tar.extractfile(f"{venv}/{SITE}/greet-1.0.dist-info/RECORD").read().decode())))
+        record_text = tar.extractfile(f"{venv}/{SITE}/greet-1.0.dist-info/RECORD").read().decode()
+        rows = list(csv.reader(io.StringIO(record_text)))
     assert members[pyc].mode == 0o644 and members[pyc].mtime == 0
     assert int.from_bytes(data[4:8], "little") == 0b01  # hash-based, unchecked (PEP 552)
     assert not [n for n in members if "py2" in n and n.endswith(".pyc")]  # does not compile: left out, as pip does
@@ -231,8 +232,8 @@ def test_compile_python_puts_unchecked_hash_pycs_in_the_layer_and_in_record(tmp_
     assert recorded["greet/__pycache__/__init__.cpython-311.pyc"][1:] == [record_hash(data), str(len(data))]
     assert [row[0] for row in rows] == sorted(row[0] for row in rows)
     assert f"{SITE}/greet/__pycache__/__init__.cpython-311.pyc" in record["distributions"][0]["files"]
-    code = subprocess.run([PY311, "-c", "import marshal, sys; print(marshal.loads(sys.stdin.buffer.read()[16:]).co_filename)"],
-                          input=data, stdout=subprocess.PIPE, check=True).stdout.decode().strip()
+    load = "import marshal, sys; print(marshal.loads(sys.stdin.buffer.read()[16:]).co_filename)"
+    code = subprocess.run([PY311, "-c", load], input=data, stdout=subprocess.PIPE, check=True).stdout.decode().strip()
     assert code == f"/{venv}/{SITE}/greet/__init__.py"
 
 
