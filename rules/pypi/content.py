@@ -172,7 +172,7 @@ async def clashes_with(image: str, state: PypiState, debian: DebianProvides,
     return module_clashes(image, distributions, dict(debian.python_modules), layout_site)
 
 
-@rule(desc="Refuse two copies of one Python module")
+@rule(desc="Add an image's venv layer")
 async def pypi_content(request: PypiContentRequest) -> ImageContent:
     plan = await Get(PypiPlan, PypiPlanRequest(request.address, request.architecture, request.parent_layers,
                                                request.parent_states))
