@@ -18,10 +18,15 @@ bytes may well be equal; this over-counts by at most its size).  Files layers do
 depend on the lock.  Config and manifest blobs (a few kB) are left out.
 
 A constraints bump of the PyPI source (`--old-python-lock`, or `--since`): a venv layer is a pure
-function of its wheels, so it is on the node when the old lock pins every one of its
-distributions to the same wheel (name and sha256), and pulled otherwise; in the one-layer-per-
-image comparison (a `RUN pip install` per image) an image's venv is rebuilt when any
-distribution of its chain changed.
+function of its wheels, so it is on the node when the old lock of the resolve of the image that
+added it pins every one of its distributions to the same wheel (name and sha256), and pulled
+otherwise; in the one-layer-per-image comparison (a `RUN pip install` per image) an image's venv
+is rebuilt when any distribution of its chain changed. Every resolve counts: `--since` reads each
+lockfile of `[python].resolves` at that revision; `--old-python-lock=RESOLVE=PATH` is repeatable,
+one per resolve (a bare PATH is `[python].default_resolve`'s, as before), like `--old-lock` names
+the one Debian lock. A resolve without an old lock is taken as unchanged. The layer is checked
+against its own resolve's old lock, not all of them: a node with only that image never had the
+other resolves' layers.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence, Union
 
 import yaml
 from pants.core.util_rules.distdir import DistDir
@@ -39,7 +44,7 @@ from pants.engine.fs import CreateDigest, Digest, DigestContents, FileContent, P
 from pants.engine.goal import Goal, GoalSubsystem
 from pants.engine.rules import Get, MultiGet, collect_rules, goal_rule
 from pants.engine.target import FilteredTargets
-from pants.option.option_types import StrOption
+from pants.option.option_types import StrListOption, StrOption
 from pants.util.strutil import help_text
 from pants.vcs.git import GitWorktreeRequest, MaybeGitWorktree
 
@@ -51,7 +56,9 @@ from audit.sizes import human_bytes
 from debian.layer_plan import LayerBudget, PlannedPackage, layers_left, plan_layers
 from debian.subsystem import DebianSubsystem
 from oci.subsystem import OciSubsystem
+from oci.chain import ImageTarget, ImageTargetRequest
 from pypi.lockfile import PypiLockError, ResolveLock, canonical_name, parse_lockfile
+from pypi.target_types import PythonResolveField
 
 Identity = frozenset  # of (package name, .deb sha256): what makes a package layer's bytes
 
@@ -67,10 +74,15 @@ class UpdateCostSubsystem(GoalSubsystem):
     )
 
     old_lock = StrOption(default=None, help="The lock before the update (a file).")
-    old_python_lock = StrOption(
-        default=None,
-        help="The lockfile of `[python].default_resolve` before a constraints bump (a file); with `--since`, the "
-             "one committed at that revision is read.",
+    old_python_lock = StrListOption(
+        default=[],
+        help=help_text(
+            """
+            Python lockfiles before a constraints bump, `RESOLVE=PATH`, once per resolve (a bare PATH is
+            `[python].default_resolve`'s). With `--since`, each resolve's lockfile committed at that
+            revision is read unless given here.
+            """
+        ),
     )
     since = StrOption(default=None, help="A git revision whose committed lock is the one before the update.")
     output_dir = StrOption(default="update-cost", help="Directory under dist/ for report.json.")
@@ -152,11 +164,27 @@ class OldPythonLock:
         return all((canonical_name(d.name), d.wheel_sha256) in self.wheels for d in layer.python_distributions)
 
 
+@dataclass(frozen=True)
+class OldPythonLocks:
+    """The old lock of every resolve given, and the resolve of each image: a venv layer is checked against
+    the old lock of the resolve of the image that added it."""
+
+    by_resolve: Mapping[str, OldPythonLock]
+    resolve_of: Mapping[str, str]  # image address -> its `python_resolve`
+
+    def keeps(self, layer: LayerFacts) -> bool:
+        old = self.by_resolve.get(self.resolve_of.get(str(layer.added_by), ""))
+        return old is None or old.keeps(layer)
+
+
+AnyOldPythonLock = Union[OldPythonLock, OldPythonLocks]
+
+
 def python_changes(old: OldPythonLock, new: ResolveLock) -> str:
     new_versions = {d.name: d.version for d in new.distributions}
     lines = [f"  {name} {old.versions.get(name, '(none)')} -> {new_versions.get(name, '(none)')}"
              for name in sorted(set(old.versions) | set(new_versions)) if old.versions.get(name) != new_versions.get(name)]
-    return "Python distribution changes:\n" + ("\n".join(lines) if lines else "  none")
+    return f"Python distribution changes (resolve {new.resolve}):\n" + ("\n".join(lines) if lines else "  none")
 
 
 def is_system_layer(layer: LayerFacts) -> bool:
@@ -217,7 +245,7 @@ class ImageCost:
                                   for layer in self.layered_layers]}
 
 
-def venv_costs(facts: ImageFacts, old_python: OldPythonLock | None) -> tuple[list[LayerFacts], dict[str, int]]:
+def venv_costs(facts: ImageFacts, old_python: AnyOldPythonLock | None) -> tuple[list[LayerFacts], dict[str, int]]:
     """The venv layers a node pulls, and each chain level's venv bytes a `RUN pip install` would rebuild."""
     pulled: list[LayerFacts] = []
     rebuilt: dict[str, int] = {}
@@ -232,7 +260,7 @@ def venv_costs(facts: ImageFacts, old_python: OldPythonLock | None) -> tuple[lis
     return pulled, rebuilt
 
 
-def image_cost(facts: ImageFacts, levels: Sequence[LevelCost], old_python: OldPythonLock | None = None) -> ImageCost:
+def image_cost(facts: ImageFacts, levels: Sequence[LevelCost], old_python: AnyOldPythonLock | None = None) -> ImageCost:
     pulled: list[LayerFacts] = []
     chain_changed = False
     run_bytes = 0
@@ -260,7 +288,7 @@ class SetCost:
 
 
 def set_cost(all_facts: Sequence[ImageFacts], costs: Sequence[ImageCost],
-             levels: Mapping[str, Sequence[LevelCost]], old_python: OldPythonLock | None = None) -> SetCost:
+             levels: Mapping[str, Sequence[LevelCost]], old_python: AnyOldPythonLock | None = None) -> SetCost:
     """A node with every old image: each pulled layer once, and each rebuilt RUN layer once."""
     layered = {layer.digest: layer.size for cost in costs for layer in cost.layered_layers}
     run_levels: dict = {}
@@ -307,33 +335,59 @@ def read_old_lock(options: UpdateCostSubsystem, lockfile: str, worktree) -> str:
         raise UpdateCostError(f"Cannot read {lockfile} at {options.since}: {e}") from None
 
 
-def read_old_python_lock(options: UpdateCostSubsystem, lockfile: str, worktree) -> str | None:
-    if options.old_python_lock:
+def old_python_lock_paths(values: Iterable[str], default_resolve: str, resolves: Iterable[str]) -> dict[str, str]:
+    """`--old-python-lock` values, `RESOLVE=PATH` or a bare PATH (the default resolve's), by resolve."""
+    paths: dict[str, str] = {}
+    for value in values:
+        resolve, sep, path = value.partition("=")
+        resolve, path = (resolve, path) if sep and resolve in resolves else (default_resolve, value)
+        if resolve in paths:
+            raise UpdateCostError(f"--old-python-lock names resolve {resolve!r} twice; give one lockfile per resolve.")
+        paths[resolve] = path
+    return paths
+
+
+def read_old_python_lock(resolve: str, path: str | None, since: str | None, lockfile: str, worktree) -> str | None:
+    if path:
         try:
-            with open(options.old_python_lock, encoding="utf-8") as f:
+            with open(path, encoding="utf-8") as f:
                 return f.read()
         except OSError as e:
-            raise UpdateCostError(f"Cannot read --old-python-lock={options.old_python_lock}: {e.strerror}.") from None
-    if options.since and worktree is not None:
+            raise UpdateCostError(f"Cannot read --old-python-lock={resolve}={path}: {e.strerror}.") from None
+    if since and worktree is not None:
         try:
             return worktree._git_binary._invoke_unsandboxed(
-                worktree._create_git_cmdline(["show", f"{options.since}:{lockfile}"]))
+                worktree._create_git_cmdline(["show", f"{since}:{lockfile}"]))
         except GitBinaryException:
-            return None  # no PyPI lock at that revision: nothing to compare
+            return None  # no lock of this resolve at that revision: nothing to compare
     return None
 
 
-async def python_locks(options: UpdateCostSubsystem, python_setup: PythonSetup, worktree
-                       ) -> tuple[OldPythonLock | None, ResolveLock | None]:
-    """The default resolve's lock before the bump (None when not given) and now."""
-    resolve = python_setup.default_resolve
-    lockfile = python_setup.resolves.get(resolve)
-    old_text = read_old_python_lock(options, lockfile, worktree) if lockfile else None
-    if old_text is None:
-        return None, None
-    current = await Get(DigestContents, PathGlobs([lockfile]))
-    new = parse_lockfile(resolve, lockfile, current[0].content.decode()) if current else None
-    return OldPythonLock.of(parse_lockfile(resolve, f"the old {lockfile}", old_text)), new
+@dataclass(frozen=True)
+class PythonLocks:
+    old: OldPythonLocks | None  # None: no old lock given for any resolve
+    new: tuple[ResolveLock, ...]  # the current lock of each resolve that has an old one
+
+
+async def python_locks(options: UpdateCostSubsystem, python_setup: PythonSetup, worktree,
+                       images: Sequence[ImageFacts]) -> PythonLocks:
+    """Each resolve's lock before the bump (those given, or all at `--since`) and now."""
+    paths = old_python_lock_paths(options.old_python_lock, python_setup.default_resolve, python_setup.resolves)
+    old_texts = {resolve: read_old_python_lock(resolve, paths.get(resolve), options.since, lockfile, worktree)
+                 for resolve, lockfile in sorted(python_setup.resolves.items())}
+    old_texts = {resolve: text for resolve, text in old_texts.items() if text is not None}
+    if not old_texts:
+        return PythonLocks(None, ())
+    current = await MultiGet(Get(DigestContents, PathGlobs([python_setup.resolves[r]])) for r in old_texts)
+    new = tuple(parse_lockfile(r, python_setup.resolves[r], c[0].content.decode())
+                for r, c in zip(old_texts, current) if c)
+    old = {r: OldPythonLock.of(parse_lockfile(r, f"the old {python_setup.resolves[r]}", text))
+           for r, text in old_texts.items()}
+    addresses = sorted({address for facts in images for address in facts.chain})
+    targets = await MultiGet(Get(ImageTarget, ImageTargetRequest(address)) for address in addresses)
+    resolve_of = {str(a): t.target[PythonResolveField].value or python_setup.default_resolve
+                  for a, t in zip(addresses, targets)}
+    return PythonLocks(OldPythonLocks(old, resolve_of), new)
 
 
 @goal_rule
@@ -353,15 +407,15 @@ async def update_cost(
     budget = Budget.of(debian, oci)
     levels = {str(f.address): level_costs(f, old, budget) for f in all_facts}
     try:
-        old_python, new_python = await python_locks(options, python_setup, worktree)
+        python = await python_locks(options, python_setup, worktree, all_facts)
     except (UpdateCostError, PypiLockError) as e:
         console.print_stderr(str(e))
         return UpdateCostGoal(exit_code=2)
-    costs = [image_cost(f, levels[str(f.address)], old_python) for f in all_facts]
-    totals = set_cost(all_facts, costs, levels, old_python)
+    costs = [image_cost(f, levels[str(f.address)], python.old) for f in all_facts]
+    totals = set_cost(all_facts, costs, levels, python.old)
     summary = "Package changes:\n" + diff_locks(old.data, new_data)
-    if old_python is not None and new_python is not None:
-        summary += "\n" + python_changes(old_python, new_python)
+    for new_python in python.new:
+        summary += "\n" + python_changes(python.old.by_resolve[new_python.resolve], new_python)
     console.print_stdout("\n".join(report_lines(costs, totals, summary)))
     report = json.dumps({"images": [c.to_json() for c in costs], "set": totals.to_json()}, sort_keys=True, indent=1)
     digest = await Get(Digest, CreateDigest([FileContent("report.json", report.encode())]))

@@ -3,7 +3,8 @@
 An `oci_image(compile_python=True)` gets, after its package layers, one bytecode layer per
 package layer that holds Python modules, compiled (`unchecked-hash`) by a host interpreter of the
 image's own Python minor version.  A bytecode layer's cache key is its package layer's digest plus
-the compiling interpreter, so images that add the same packages share it too.
+the compiling interpreter, so images that add the same packages share it too. The field and the
+search for the compiler are oci's (oci/pycompile.py): the venv's .pycs (pypi) are made the same way.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ import re
 from dataclasses import dataclass
 from typing import Mapping
 
-from pants.core.subsystems.python_bootstrap import PythonBootstrap
-from pants.core.util_rules.system_binaries import BinaryPathRequest, BinaryPaths, BinaryPathTest
 from pants.engine.addresses import Address
 from pants.engine.fs import (
     EMPTY_DIGEST,
@@ -27,19 +26,17 @@ from pants.engine.fs import (
 )
 from pants.engine.process import ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
-from pants.engine.target import BoolField
-from pants.util.logging import LogLevel
-from pants.util.strutil import help_text
 
-from debian.actions.build_bytecode_layer import BytecodeLayerSpec, Compiler
+from debian.actions.build_bytecode_layer import BytecodeLayerSpec
+from oci.actions.pycompile import Compiler
 from oci.action import ActionRequest
 from oci.actions.specs import dump_spec
 from oci.chain import ImageTarget, ImageTargetRequest
 from oci.errors import ImageBuildError
 from oci.layer import LAYER_JSON, Layer, LayerOutput, OptionalLayer
 from debian.packages import DebianLock, PackageLayers
+from oci.pycompile import BytecodeCompiler, BytecodeCompilerRequest, OciImageCompilePythonField
 from oci.subsystem import OciSubsystem
-from oci.target_types import OciImageTarget
 
 SPEC = "__bytecode_layer.json"
 PACKAGE_LAYER = "__package_layer.tar.gz"
@@ -47,21 +44,6 @@ PACKAGE_LAYER = "__package_layer.tar.gz"
 IMAGE_PYTHON_PACKAGE = re.compile(r"^(?:lib)?python(3\.\d+)(?:-minimal|-stdlib)?$")
 # unchecked-hash .pycs (PEP 552) and py_compile's invalidation_mode need 3.7.
 OLDEST_MINOR = (3, 7)
-
-
-class OciImageCompilePythonField(BoolField):
-    alias = "compile_python"
-    default = False
-    help = help_text(
-        """
-        Byte-compile the Python modules of the packages this image adds, as Debian's py3compile
-        would at install time: `__pycache__/*.cpython-3X.pyc` for `/usr/lib/python3/dist-packages`
-        and `/usr/lib/python3.X`, in a layer after each package layer. The .pycs are `unchecked-hash`
-        (reproducible, never rewritten) and compiled by a Python of the image's own minor version,
-        which must be on the build machine (`[python-bootstrap].search_path`). Not inherited:
-        set it on each image whose packages should be compiled.
-        """
-    )
 
 
 @dataclass(frozen=True)
@@ -85,42 +67,6 @@ def image_pythons(closure: tuple[str, ...], locked: Mapping[str, Mapping]) -> tu
         if match and match.group(1) not in found:
             found[match.group(1)] = ImagePython(match.group(1), name, str(locked[name]["version"]))
     return tuple(found[minor] for minor in sorted(found))
-
-
-@dataclass(frozen=True)
-class BytecodeCompilerRequest:
-    minor: str
-
-
-@dataclass(frozen=True)
-class BytecodeCompiler:
-    minor: str
-    path: str | None  # None: no such interpreter on the search path
-    fingerprint: str  # of `sys.version`: keys the cache, since a patch release may compile differently
-    search_path: tuple[str, ...]
-
-
-def compiler_probe(minor: str) -> str:
-    major_minor = tuple(int(part) for part in minor.split("."))
-    return (
-        "import sys\n"
-        f"if sys.implementation.name != 'cpython' or sys.version_info[:2] != {major_minor!r}: sys.exit(1)\n"
-        "print(sys.version)"
-    )
-
-
-@rule(desc="Find a Python to byte-compile with", level=LogLevel.DEBUG)
-async def find_bytecode_compiler(
-    request: BytecodeCompilerRequest, python_bootstrap: PythonBootstrap
-) -> BytecodeCompiler:
-    search_path = tuple(python_bootstrap.interpreter_search_paths)
-    paths = await Get(BinaryPaths, BinaryPathRequest(
-        search_path=search_path, binary_name=f"python{request.minor}", check_file_entries=True,
-        test=BinaryPathTest(args=["-c", compiler_probe(request.minor)], fingerprint_stdout=True),
-    ))
-    first = paths.first_path
-    return BytecodeCompiler(request.minor, first.path if first else None, first.fingerprint if first else "",
-                            search_path)
 
 
 def check_compilers(address: Address, pythons: tuple[ImagePython, ...],
@@ -212,4 +158,4 @@ async def image_bytecode_layers(request: BytecodeLayersRequest) -> BytecodeLayer
 
 
 def rules():
-    return [*collect_rules(), OciImageTarget.register_plugin_field(OciImageCompilePythonField)]
+    return collect_rules()

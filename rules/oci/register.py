@@ -1,6 +1,6 @@
 """The `oci` backend: reproducible OCI images as Pants targets."""
 
-from oci import action, chain, image, layer, package, platforms, publish, run, tarball, tools
+from oci import action, chain, image, layer, package, platforms, publish, pycompile, run, tarball, tools
 from oci.tarball import OciImageTarballTarget
 from oci.target_types import ImageFilesTarget, OciImageTarget
 
@@ -19,6 +19,7 @@ def rules():
         *platforms.rules(),
         *tools.rules(),
         *publish.rules(),
+        *pycompile.rules(),
         *run.rules(),
         *tarball.rules(),
     ]

@@ -8,22 +8,32 @@ a venv writes the venv itself (pyvenv.cfg, bin/python*), on the interpreter its 
 ship (`[pypi].interpreter`), read through debian's narrow `DebianProvides` interface, which also
 gives the shared libraries C extensions may link. One layer per image, after Debian's layers.
 
+Before anything is built, the resolve's lockfile must have been generated from the resolve's
+current requirements and constraints (lockfile.py, `LockFreshness`): a stale lock stops the build
+with the fix. After the venv layer, a module both the chain's venv and its Debian packages provide
+is refused in either direction (modules.py); `pypi_plan` holds those clashes so that `pants lint`
+(lint.py) reports them with the same plan. With `compile_python` the venv layer carries the .pycs
+of its modules (actions/venv_bytecode.py), compiled by the same compiler search as Debian's.
+
 `PypiState` carries the chain's pins and its venv records to the images built on this one.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from dataclasses import dataclass
 from typing import ClassVar
 
 from pants.backend.python.subsystems.setup import PythonSetup
+from pants.engine.addresses import Address
 from pants.engine.fs import (
     EMPTY_DIGEST,
     AddPrefix,
     CreateDigest,
     Digest,
+    DigestContents,
     DigestEntries,
     DigestSubset,
     FileContent,
@@ -37,15 +47,27 @@ from pants.engine.unions import UnionRule
 
 from debian.provides import DebianProvides, DebianProvidesRequest
 from oci.action import ActionRequest
+from oci.actions.pycompile import Compiler
 from oci.actions.specs import dump_spec
 from oci.chain import ImageTarget, ImageTargetRequest
-from oci.content import ContentState, ImageContent, ImageContentRequest
+from oci.content import ContentState, ImageContent, ImageContentRequest, source_state
 from oci.errors import ImageBuildError
 from oci.layer import Layer, LayerOutput
+from oci.pycompile import BytecodeCompiler, BytecodeCompilerRequest, OciImageCompilePythonField
 from oci.subsystem import OciSubsystem
 from pypi.actions.build_venv_layer import VENV_RECORD
 from pypi.actions.specs import LockedWheel, VenvLayerSpec, WheelFetchSpec
-from pypi.lockfile import ResolveLock, ResolveLockRequest, TargetInterpreter, canonical_name, closure, wheels_for
+from pypi.lockfile import (
+    LockFreshness,
+    LockFreshnessRequest,
+    ResolveLock,
+    ResolveLockRequest,
+    TargetInterpreter,
+    canonical_name,
+    closure,
+    wheels_for,
+)
+from pypi.modules import ModuleClash, clash_message, module_clashes, venv_distributions
 from pypi.subsystem import PypiSubsystem
 from pypi.target_types import PythonExcludeField, PythonRequirementsField, PythonResolveField
 
@@ -79,6 +101,7 @@ class VenvLayerRequest:
     create_venv: bool
     parent: PypiState
     debian: DebianProvides
+    compile_python: bool = False  # the image's `compile_python`: .pycs of the modules this layer adds
 
 
 @dataclass(frozen=True)
@@ -108,16 +131,71 @@ def check_interpreter(image: str, pypi: PypiSubsystem, debian: DebianProvides) -
         )
 
 
+@dataclass(frozen=True)
+class PypiPlanRequest:
+    """An image's venv as oci asks for it (the fields of `PypiContentRequest`), planned without refusing
+    a module clash: `pants lint` reports those, the build refuses them."""
+
+    address: Address
+    architecture: str
+    parent_layers: int
+    parent_states: tuple[ContentState, ...]
+
+
+@dataclass(frozen=True)
+class PypiPlan:
+    content: ImageContent
+    clashes: tuple[ModuleClash, ...]
+
+
+def debian_provides_request(request: PypiPlanRequest, pypi: PypiSubsystem) -> DebianProvidesRequest:
+    # The same arguments oci gave: Debian's content of the image is the engine's memoized answer.
+    return DebianProvidesRequest(request.address, request.architecture, request.parent_layers,
+                                 request.parent_states, (pypi.interpreter,))
+
+
+async def chain_clashes(request: PypiPlanRequest, state: PypiState, pypi: PypiSubsystem) -> tuple[ModuleClash, ...]:
+    """An image that adds no venv layer may still add a Debian package over a module of the chain's venv."""
+    if not state.pins:
+        return ()
+    debian = await Get(DebianProvides, DebianProvidesRequest, debian_provides_request(request, pypi))
+    return await clashes_with(str(request.address), state, debian, pypi)
+
+
+async def clashes_with(image: str, state: PypiState, debian: DebianProvides,
+                       pypi: PypiSubsystem) -> tuple[ModuleClash, ...]:
+    if not debian.python_modules:
+        return ()
+    records = await Get(DigestContents, Digest, state.records)
+    distributions = venv_distributions(json.loads(record.content) for record in records)
+    layout_site = f"lib/python{pypi.python_version}/site-packages"
+    return module_clashes(image, distributions, dict(debian.python_modules), layout_site)
+
+
+@rule(desc="Add an image's venv layer")
+async def pypi_content(request: PypiContentRequest) -> ImageContent:
+    plan = await Get(PypiPlan, PypiPlanRequest(request.address, request.architecture, request.parent_layers,
+                                               request.parent_states))
+    if plan.clashes:
+        raise ImageBuildError(clash_message(str(request.address), plan.clashes))
+    return plan.content
+
+
 @rule(desc="Plan an image's venv layer")
-async def pypi_content(request: PypiContentRequest, pypi: PypiSubsystem, python_setup: PythonSetup) -> ImageContent:
-    parent = request.parent_state(PypiState) or EMPTY_STATE
+async def pypi_plan(request: PypiPlanRequest, pypi: PypiSubsystem, python_setup: PythonSetup) -> PypiPlan:
+    parent = source_state(request.parent_states, PypiState) or EMPTY_STATE
     image = await Get(ImageTarget, ImageTargetRequest(request.address))
     requirements = image.target[PythonRequirementsField].value or ()
     if not requirements:
-        return ImageContent((), None if parent == EMPTY_STATE else parent)
+        state = None if parent == EMPTY_STATE else parent
+        return PypiPlan(ImageContent((), state), await chain_clashes(request, parent, pypi))
     address = str(request.address)
     resolve = image.target[PythonResolveField].value or python_setup.default_resolve
-    lock = await Get(ResolveLock, ResolveLockRequest(resolve))
+    lock, freshness = await MultiGet(Get(ResolveLock, ResolveLockRequest(resolve)),
+                                     Get(LockFreshness, LockFreshnessRequest(resolve)))
+    stale = freshness.problem(address)
+    if stale:
+        raise ImageBuildError(stale)
     target = TargetInterpreter.of(pypi, request.architecture)
     own_excluded = {canonical_name(name) for name in (image.target[PythonExcludeField].value or {})}
     excluded = tuple(sorted(own_excluded | set(parent.excluded)))
@@ -126,16 +204,18 @@ async def pypi_content(request: PypiContentRequest, pypi: PypiSubsystem, python_
     pinned = {pin.name for pin in parent.pins}
     new = tuple(d for d in wanted if d.name not in pinned)
     if not new:
-        return ImageContent((), dataclasses.replace(parent, excluded=excluded))
+        state = dataclasses.replace(parent, excluded=excluded)
+        return PypiPlan(ImageContent((), state), await chain_clashes(request, state, pypi))
     wheels = wheels_for(new, target, lock, address)
-    debian = await Get(DebianProvides, DebianProvidesRequest(
-        request.address, request.architecture, request.parent_layers, request.parent_states, (pypi.interpreter,)))
+    debian = await Get(DebianProvides, debian_provides_request(request, pypi))
     check_interpreter(address, pypi, debian)
-    venv = await Get(VenvLayer, VenvLayerRequest(address, wheels, not parent.pins, parent, debian))
+    venv = await Get(VenvLayer, VenvLayerRequest(address, wheels, not parent.pins, parent, debian,
+                                                  bool(image.target[OciImageCompilePythonField].value)))
     records = await Get(Digest, MergeDigests([parent.records, venv.record]))
     pins = tuple(sorted({*parent.pins, *(Pin(w.name, w.version, address) for w in wheels)},
                         key=lambda p: p.name))
-    return ImageContent((venv.layer,), PypiState(records, pins, excluded))
+    state = PypiState(records, pins, excluded)
+    return PypiPlan(ImageContent((venv.layer,), state), await clashes_with(address, state, debian, pypi))
 
 
 @dataclass(frozen=True)
@@ -162,16 +242,33 @@ async def fetch_wheels(request: WheelFetchRequest, pypi: PypiSubsystem) -> Fetch
     return FetchedWheels(result.output_digest)
 
 
+def venv_compiler(image: str, compiler: BytecodeCompiler) -> Compiler:
+    if compiler.path is None:
+        raise ImageBuildError(
+            f"{image} has compile_python=True and a venv on Python {compiler.minor} ([pypi].python_version), so it "
+            f"needs a Python {compiler.minor} on the build machine to compile the venv's modules, and there is no "
+            f"python{compiler.minor} in [python-bootstrap].search_path ({', '.join(compiler.search_path)}). Install "
+            f"python{compiler.minor} and add its directory to that option in pants.toml, or set compile_python=False."
+        )
+    return Compiler(compiler.path, compiler.minor, compiler.fingerprint)
+
+
 @rule(desc="Build an image's venv layer")
 async def build_venv_layer(request: VenvLayerRequest, pypi: PypiSubsystem, oci: OciSubsystem) -> VenvLayer:
     fetched = await Get(FetchedWheels, WheelFetchRequest(request.wheels))
     chain = await Get(DigestEntries, Digest, request.parent.records)
+    compiler = None
+    if request.compile_python:
+        found = await Get(BytecodeCompiler, BytecodeCompilerRequest(pypi.python_version))
+        compiler = venv_compiler(request.address, found)
+    bytecode = f" with CPython {pypi.python_version} bytecode" if compiler else ""
     spec = VenvLayerSpec(
         image=request.address, wheels=request.wheels, venv=pypi.venv.strip("/"), interpreter=pypi.interpreter,
         python_version=pypi.python_version, create_venv=request.create_venv,
         chain_records=tuple(sorted(e.path for e in chain if isinstance(e, FileEntry))),
         debian_provides="debian/provides.json" if request.debian.digest != EMPTY_DIGEST else "",
-        settings=oci.layer_settings(f"pypi: {len(request.wheels)} distributions into {pypi.venv}"))
+        settings=oci.layer_settings(f"pypi: {len(request.wheels)} distributions into {pypi.venv}{bytecode}"),
+        compiler=compiler)
     spec_digest, debian = await MultiGet(
         Get(Digest, CreateDigest([FileContent("__venv_spec.json", dump_spec(spec.to_json()))])),
         Get(Digest, AddPrefix(request.debian.digest, "debian")))

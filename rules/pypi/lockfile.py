@@ -29,8 +29,12 @@ with warnings.catch_warnings():  # Pants' packaging 21.3 calls pyparsing 3 by it
     from packaging.version import InvalidVersion
 
 from pants.backend.python.subsystems.setup import PythonSetup
+from pants.backend.python.target_types import PythonRequirementResolveField
+from pants.backend.python.target_types import PythonRequirementsField as PantsRequirementsField
+from pants.backend.python.util_rules.pex_requirements import ResolvePexConfig, ResolvePexConfigRequest
 from pants.engine.fs import DigestContents, GlobMatchErrorBehavior, PathGlobs
-from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.target import AllTargets
 
 from pypi.actions.specs import LockedWheel
 from pypi.subsystem import PypiSubsystem
@@ -62,11 +66,20 @@ class LockedDistribution:
 
 
 @dataclass(frozen=True)
+class LockInputs:
+    """What a lock was generated from, as Pants' metadata header records it (normalized requirement strings)."""
+
+    requirements: tuple[str, ...]  # the resolve's python_requirement targets
+    constraints: tuple[str, ...]  # the resolve's constraints file
+
+
+@dataclass(frozen=True)
 class ResolveLock:
     resolve: str
     path: str
     requirements: tuple[str, ...]  # canonical names of the resolve's own requirements
     distributions: tuple[LockedDistribution, ...]
+    generated_from: Optional[LockInputs] = None  # None: no Pants metadata header
 
     def by_name(self) -> dict[str, LockedDistribution]:
         return {d.name: d for d in self.distributions}
@@ -77,12 +90,38 @@ class ResolveLockRequest:
     resolve: str
 
 
+METADATA_BEGIN = "// --- BEGIN PANTS LOCKFILE METADATA: DO NOT EDIT OR REMOVE ---"
+METADATA_END = "// --- END PANTS LOCKFILE METADATA ---"
+
+
+def normalized_requirements(texts: Iterable[str]) -> tuple[str, ...]:
+    """Requirement strings in one spelling, so that `Foo>=1` and `foo >= 1` compare equal."""
+    normalized = set()
+    for text in texts:
+        requirement = Requirement(text)
+        requirement.name = canonical_name(requirement.name)
+        normalized.add(str(requirement))
+    return tuple(sorted(normalized))
+
+
+def lock_inputs(text: str) -> Optional[LockInputs]:
+    """The requirements and constraints of Pants' metadata header (lockfile metadata version 2 and 3)."""
+    lines = text.splitlines()
+    if METADATA_BEGIN not in lines or METADATA_END not in lines:
+        return None
+    header = lines[lines.index(METADATA_BEGIN) + 1: lines.index(METADATA_END)]
+    metadata = json.loads("\n".join(line[2:] for line in header))
+    return LockInputs(normalized_requirements(metadata.get("generated_with_requirements", ())),
+                      normalized_requirements(metadata.get("requirement_constraints", ())))
+
+
 def parse_lockfile(resolve: str, path: str, text: str) -> ResolveLock:
     body = "".join(line for line in text.splitlines(True) if not line.startswith("//"))
     try:
         lock = json.loads(body)
         locked = lock["locked_resolves"]
         requirements = tuple(sorted(canonical_name(Requirement(r).name) for r in lock["requirements"]))
+        generated_from = lock_inputs(text)
     except (ValueError, KeyError, InvalidRequirement) as error:
         raise PypiLockError(f"{path} (resolve {resolve!r}) is not a Pex lockfile ({error}). Regenerate it: "
                             f"./pants generate-lockfiles --resolve={resolve}") from error
@@ -93,7 +132,20 @@ def parse_lockfile(resolve: str, path: str, text: str) -> ResolveLock:
                            tuple((a["url"], a["algorithm"], a["hash"]) for a in r["artifacts"]))
         for r in locked[0]["locked_requirements"]
     )
-    return ResolveLock(resolve, path, requirements, distributions)
+    return ResolveLock(resolve, path, requirements, distributions, generated_from)
+
+
+def stale_lock_changes(lock: ResolveLock, current: LockInputs) -> list[str]:
+    """How the resolve's requirements and constraints now differ from those the lock was generated from."""
+    if lock.generated_from is None:
+        return ["it has no Pants metadata header, so what it was generated from is unknown"]
+    changes = []
+    for kind, old, new in (("requirements", lock.generated_from.requirements, current.requirements),
+                           ("constraints", lock.generated_from.constraints, current.constraints)):
+        added, removed = sorted(set(new) - set(old)), sorted(set(old) - set(new))
+        changes += [f"{kind} added since: {', '.join(added)}"] if added else []
+        changes += [f"{kind} removed since: {', '.join(removed)}"] if removed else []
+    return changes
 
 
 @rule(desc="Read a Python resolve's lockfile")
@@ -149,6 +201,17 @@ def marker_holds(marker: Optional[Marker], environment: Mapping[str, str], extra
         return any(marker.evaluate({**environment, "extra": extra}) for extra in ("", *extras))
 
 
+def check_locked_version(lock: ResolveLock, requirement: _Requirement, text: str, image: str) -> None:
+    """An image's own version specifier (`keystone>=31`) the lock does not meet: the lock predates it."""
+    version = lock.by_name()[canonical_name(requirement.name)].version
+    if requirement.specifier and not requirement.specifier.contains(version, prereleases=True):
+        raise PypiLockError(
+            f"{image} asks for {text!r} in `python_requirements`, but {lock.path} (resolve {lock.resolve!r}) locks "
+            f"{version}: the lock is stale for this image. Raise the pin in the resolve's constraints file and run "
+            f"./pants generate-lockfiles --resolve={lock.resolve}, or ask for what the lock has."
+        )
+
+
 def closure(lock: ResolveLock, wanted: Iterable[str], excluded: Iterable[str], target: TargetInterpreter,
             image: str) -> tuple[LockedDistribution, ...]:
     """The locked distributions `wanted` (project names, extras allowed) need, less `excluded`.
@@ -168,6 +231,7 @@ def closure(lock: ResolveLock, wanted: Iterable[str], excluded: Iterable[str], t
                 f"{lock.resolve!r} ({lock.path}): add it to the python_requirement targets of that resolve (e.g. "
                 f"3rdparty/python/*-requirements.txt) and run ./pants generate-lockfiles --resolve={lock.resolve}."
             )
+        check_locked_version(lock, requirement, text, image)
         queue.append((name, frozenset(requirement.extras)))
     while queue:
         name, asked_extras = queue.pop()
@@ -219,6 +283,43 @@ def wheels_for(distributions: Iterable[LockedDistribution], target: TargetInterp
             "\"Debian's python3-openvswitch\"}."
         )
     return tuple(wheels)
+
+
+@dataclass(frozen=True)
+class LockFreshnessRequest:
+    resolve: str
+
+
+@dataclass(frozen=True)
+class LockFreshness:
+    resolve: str
+    path: str
+    changes: tuple[str, ...]  # empty: the lock is what generate-lockfiles would write from today's inputs
+
+    def problem(self, image: str) -> Optional[str]:
+        if not self.changes:
+            return None
+        return (f"{image}: the lockfile {self.path} of Python resolve {self.resolve!r} is stale, not generated from "
+                f"the resolve's current inputs: {'; '.join(self.changes)}. Building from it would install what the "
+                f"requirements no longer say. Run ./pants generate-lockfiles --resolve={self.resolve} and commit the "
+                "lockfile.")
+
+
+@rule(desc="Check a Python resolve's lockfile against its requirements and constraints")
+async def lock_freshness(request: LockFreshnessRequest, python_setup: PythonSetup) -> LockFreshness:
+    lock, targets, config = await MultiGet(
+        Get(ResolveLock, ResolveLockRequest(request.resolve)),
+        Get(AllTargets),
+        Get(ResolvePexConfig, ResolvePexConfigRequest(request.resolve)),
+    )
+    # The same inputs as Pants' generate-lockfiles: every python_requirement of the resolve, its constraints file.
+    requirements = [str(requirement) for target in targets
+                    if target.has_fields((PythonRequirementResolveField, PantsRequirementsField))
+                    and target[PythonRequirementResolveField].normalized_value(python_setup) == request.resolve
+                    for requirement in target[PantsRequirementsField].value]
+    constraints = [str(c) for c in config.constraints_file.constraints] if config.constraints_file else []
+    current = LockInputs(normalized_requirements(requirements), normalized_requirements(constraints))
+    return LockFreshness(request.resolve, lock.path, tuple(stale_lock_changes(lock, current)))
 
 
 def rules():

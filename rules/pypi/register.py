@@ -13,9 +13,10 @@ from pants.backend.python.goals import lockfile as python_lockfile
 from pants.backend.python.macros import python_requirements as python_requirements_macro
 from pants.backend.python.macros.python_requirements import PythonRequirementsTargetGenerator
 from pants.backend.python.target_types import PythonRequirementTarget
+from pants.backend.python.util_rules import pex_requirements  # the resolve's constraints, for a stale lock
 from pants.core.target_types import TargetGeneratorSourcesHelperTarget
 
-from pypi import content, lockfile, why
+from pypi import content, lint, lockfile, why
 from pypi import target_types as image_fields
 
 
@@ -27,8 +28,10 @@ def rules():
     return [
         *python_lockfile.rules(),
         *python_requirements_macro.rules(),
+        *pex_requirements.rules(),
         *image_fields.rules(),
         *lockfile.rules(),
         *content.rules(),
+        *lint.rules(),
         *why.rules(),
     ]

@@ -22,7 +22,8 @@ from debian.actions.build_bytecode_layer import (
     build_bytecode_layer,
     parse_bcep,
 )
-from debian.bytecode import BytecodeCompiler, ImagePython, check_compilers, compiler_probe, image_pythons
+from debian.bytecode import ImagePython, check_compilers, image_pythons
+from oci.pycompile import BytecodeCompiler, compiler_probe
 from oci.actions.tarlayer import DIR, FILE, HARDLINK, SYMLINK, Entry, write_layer
 from oci.errors import ImageBuildError
 

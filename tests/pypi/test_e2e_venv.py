@@ -40,19 +40,46 @@ LIBFIXTURE = DebSpec("libfixture1", "1.0-1", depends="libc6", multi_arch="same",
 # The default fixture's libc.so.6 is a few bytes that only look like ELF; the venv's check reads real objects.
 LIBC6 = dataclasses.replace(next(p for p in DEFAULT_PACKAGES if p.name == "libc6"), files=(
     FileSpec("/lib/x86_64-linux-gnu/libc.so.6", shared_object("libc.so.6", needed=()), 0o755),))
-PACKAGES = (*(p for p in DEFAULT_PACKAGES if p.name != "libc6"), LIBC6, LIBFIXTURE)
+# Debian's copy of colour_util, the module colour-util's wheel installs: two copies when both are in a chain.
+PYTHON3_COLOUR = DebSpec("python3-colour-util", "2.0-1", depends="python3", files=(
+    FileSpec("/usr/lib/python3/dist-packages/colour_util.py", b"RED = 1\n", 0o644),))
+PACKAGES = (*(p for p in DEFAULT_PACKAGES if p.name != "libc6"), LIBC6, LIBFIXTURE, PYTHON3_COLOUR)
 IMAGES = {
     "images/base/BUILD": 'oci_image(packages=["python3"])\n',
     "images/app/BUILD": 'oci_image(parent="//images/base", python_requirements=["greet"])\n',
     "images/fast/BUILD": 'oci_image(parent="//images/app", packages=["libfixture1"], '
                          'python_requirements=["greet", "fastmod"])\n',
+    "images/compiled/BUILD": 'oci_image(parent="//images/base", python_requirements=["greet"], compile_python=True)\n',
+    "images/tool/BUILD": 'oci_image(parent="//images/base", python_requirements=["colour-util"], '
+                         'python_resolve="tools")\n',
     "refused/nolib/BUILD": 'oci_image(parent="//images/base", python_requirements=["fastmod"])\n',
+    "refused/forward/BUILD": 'oci_image(parent="//images/base", packages=["python3-colour-util"], '
+                             'python_requirements=["greet"])\n',
+    "refused/reverse/BUILD": 'oci_image(parent="//images/app", packages=["python3-colour-util"])\n',
     "refused/nopython/BUILD": 'oci_image(python_requirements=["colour-util"])\n',
     "3rdparty/python/BUILD": 'python_requirements(name="openstack", source="requirements.txt", resolve="openstack")\n',
     "3rdparty/python/requirements.txt": "greet\nfastmod\ncolour-util\n",
     "3rdparty/python/upper-constraints.txt": "greet===1.0\ncolour-util===2.0\nfastmod===1.0\n",
+    # A second resolve, for update-cost across resolves.
+    "3rdparty/python/tools/BUILD": 'python_requirements(name="tools", source="requirements.txt", resolve="tools")\n',
+    "3rdparty/python/tools/requirements.txt": "colour-util\n",
+    "3rdparty/python/tools/constraints.txt": "colour-util===2.0\n",
 }
-IMAGE_DIRS = {"base": "images.base/base", "app": "images.app/app", "fast": "images.fast/fast"}
+RESOLVES = ('resolves = { openstack = "3rdparty/python/openstack.lock" }',
+            'resolves = { openstack = "3rdparty/python/openstack.lock", tools = "3rdparty/python/tools.lock" }')
+CONSTRAINTS = ('resolves_to_constraints_file = { openstack = "3rdparty/python/upper-constraints.txt" }',
+               'resolves_to_constraints_file = { openstack = "3rdparty/python/upper-constraints.txt", '
+               'tools = "3rdparty/python/tools/constraints.txt" }')
+IMAGE_DIRS = {"base": "images.base/base", "app": "images.app/app", "fast": "images.fast/fast",
+              "compiled": "images.compiled/compiled", "tool": "images.tool/tool"}
+
+
+def with_second_resolve(repo: Path) -> None:
+    config = (repo / "pants.toml").read_text()
+    for old, new in (RESOLVES, CONSTRAINTS):
+        assert old in config, f"pants.toml no longer has {old!r}"
+        config = config.replace(old, new)
+    (repo / "pants.toml").write_text(config)
 
 
 def bootstrap_env(work: Path) -> dict:
@@ -75,10 +102,11 @@ def built(tmp_path_factory, apt_keys):
             "name": "fixture", "url": apt.url, "suites": [apt.suite], "components": ["main"],
             "keyring": apt_keys.trusted.keyring}]})
         repo = make_repo(work / "repo", {**IMAGES, "3rdparty/debian/sources.yaml": sources})
+        with_second_resolve(repo)
         env = {**bootstrap_env(work), "TZ": "UTC"}
         index = f"--python-repos-indexes=['{index_url}/simple/']"
         store = work / "store"
-        for resolve in ("debian", "openstack"):
+        for resolve in ("debian", "openstack", "tools"):
             lock = run_pants(repo, "generate-lockfiles", f"--resolve={resolve}", index, store=store, env=env)
             assert lock.returncode == 0, lock.output
         args = ("package", "images::", f"--debian-deb-cache={work / 'debs'}")
@@ -161,11 +189,14 @@ def test_a_perturbed_rebuild_elsewhere_is_bit_identical(built, tmp_path):
     env = {**bootstrap_env(tmp_path), "TZ": "Pacific/Chatham", "LC_ALL": "C"}
     faketime = ("faketime", "2033-03-03 03:03:03") if shutil.which("faketime") else ()
     # Another action interpreter too (Python 3.9 instead of the host's python3), as tests/oci/test_e2e_build.py.
+    # /usr/bin after it only for python3.11, which compiles images/compiled's .pycs (compile_python).
     rebuilt = run_pants(other, *args[:2], f"--debian-deb-cache={work / 'debs'}",
-                        "--python-bootstrap-search-path=['" + python39_dir() + "']", store=tmp_path / "store",
+                        "--python-bootstrap-search-path=['" + python39_dir() + "', '/usr/bin']",
+                        store=tmp_path / "store",
                         env=env, umask=0o077, wrapper=faketime)
     assert rebuilt.returncode == 0, rebuilt.output
     assert "Build the venv layer of images/app:app" in rebuilt.output  # built again, not a cache hit
+    assert "Build the venv layer of images/compiled:compiled" in rebuilt.output  # the .pycs too
     assert layout_files(other / "dist") == layout_files(repo / "dist")
 
 
@@ -189,3 +220,87 @@ def test_the_sbom_lists_the_venv_distributions_with_pypi_purls(built):
         assert package["checksums"][0]["checksumValue"] in lock
     contains = {r["relatedSpdxElement"] for r in sbom["relationships"] if r["relationshipType"] == "CONTAINS"}
     assert set(python) <= contains
+
+
+def test_compile_python_puts_the_venv_pycs_in_its_layer_and_in_record(built):
+    repo, *_ = built
+    venv_layer = layers(repo, "compiled")[-1]
+    pycs = sorted(p for p in venv_layer if p.endswith(".pyc"))
+    assert pycs == [f"{SITE}/__pycache__/colour_util.cpython-311.pyc",
+                    f"{SITE}/greet/__pycache__/__init__.cpython-311.pyc"]
+    data = venv_layer[pycs[1]][1]
+    assert int.from_bytes(data[4:8], "little") == 0b01 and venv_layer[pycs[1]][0].mtime == 0  # unchecked-hash
+    record = venv_layer[f"{SITE}/greet-1.0.dist-info/RECORD"][1].decode()
+    assert "greet/__pycache__/__init__.cpython-311.pyc,sha256=" in record
+    assert history_of(repo, "compiled")[-1].endswith("with CPython 3.11 bytecode")
+
+
+def history_of(repo: Path, image: str) -> list[str]:
+    layout = repo / "dist" / IMAGE_DIRS[image]
+    index = json.loads((layout / "index.json").read_text())
+    manifest = json.loads((layout / "blobs/sha256" / index["manifests"][0]["digest"].split(":")[1]).read_text())
+    config = json.loads((layout / "blobs/sha256" / manifest["config"]["digest"].split(":")[1]).read_text())
+    return [h.get("created_by", "") for h in config["history"]]
+
+
+def test_two_copies_of_a_module_are_refused_both_ways_by_the_build_and_by_lint(built):
+    repo, _, work, _, args = built
+    env, store = bootstrap_env(work), work / "store"
+    forward = run_pants(repo, "package", "refused/forward", *args[2:], store=store, env=env)
+    assert forward.returncode != 0
+    assert ("colour-util 2.0 of its venv and Debian's python3-colour-util both provide `colour_util`: leave it "
+            'out with python_exclude={"colour-util": "Debian\'s python3-colour-util"}') in forward.output
+    reverse = run_pants(repo, "package", "refused/reverse", *args[2:], store=store, env=env)
+    assert reverse.returncode != 0
+    assert ("Debian's python3-colour-util, added here, provides `colour_util`, which colour-util 2.0 of the venv of "
+            "images/app:app already has: drop python3-colour-util") in reverse.output
+    lint = run_pants(repo, "lint", "--only=pypi-modules", "refused/forward", "refused/reverse", "images/app",
+                     *args[2:], store=store, env=env)
+    assert lint.returncode == 1, lint.output
+    assert "images/app:app (linux/amd64): ok" in lint.output
+    assert "refused/forward:forward (linux/amd64): 1 module twice" in lint.output
+    assert "refused/reverse:reverse (linux/amd64): 1 module twice" in lint.output
+    assert "refused/reverse:reverse: Debian's python3-colour-util, added here" in lint.output
+
+
+def test_a_lock_older_than_the_constraints_stops_the_build_with_the_fix(built):
+    repo, _, work, _, args = built
+    constraints = repo / "3rdparty/python/upper-constraints.txt"
+    before = constraints.read_text()
+    constraints.write_text(before.replace("greet===1.0", "greet===1.1"))
+    try:
+        run = run_pants(repo, "package", "images/app", *args[2:], store=work / "store", env=bootstrap_env(work))
+    finally:
+        constraints.write_text(before)
+    assert run.returncode != 0
+    assert ("images/app:app: the lockfile 3rdparty/python/openstack.lock of Python resolve 'openstack' is stale, "
+            "not generated from the resolve's current inputs: constraints added since: greet===1.1; constraints "
+            "removed since: greet===1.0") in run.output
+    assert "Run ./pants generate-lockfiles --resolve=openstack" in run.output
+
+
+def test_update_cost_counts_the_bump_of_every_resolve(built, tmp_path):
+    repo, _, work, _, args = built
+    old_debian = tmp_path / "lock.yaml"
+    shutil.copy2(repo / "3rdparty/debian/lock.yaml", old_debian)
+    old_openstack = tmp_path / "openstack.lock"
+    shutil.copy2(repo / "3rdparty/python/openstack.lock", old_openstack)
+    tools = (repo / "3rdparty/python/tools.lock").read_text()
+    wheel_hash = json.loads("".join(line for line in tools.splitlines(True) if not line.startswith("//")))[
+        "locked_resolves"][0]["locked_requirements"][0]["artifacts"][0]["hash"]
+    old_tools = tmp_path / "tools.lock"
+    old_tools.write_text(tools.replace(wheel_hash, "0" * 64))  # colour-util's wheel was another before the bump
+
+    def pulled(*python_locks: str) -> dict:
+        run = run_pants(repo, "update-cost", f"--update-cost-old-lock={old_debian}", *python_locks, "images::",
+                        *args[2:], store=work / "store", env=bootstrap_env(work))
+        assert run.returncode == 0, run.output
+        report = json.loads((repo / "dist/update-cost/report.json").read_text())
+        return {i["address"]: [p["created_by"] for p in i["pulled_layers"]] for i in report["images"]}
+
+    both = pulled(f"--update-cost-old-python-lock=openstack={old_openstack}",
+                  f"--update-cost-old-python-lock=tools={old_tools}")
+    assert [c.split(":")[0] for c in both["images/tool:tool"]] == ["pypi"]
+    assert both["images/app:app"] == [] and both["images/compiled:compiled"] == []  # same wheel, other resolve
+    default_only = pulled(f"--update-cost-old-python-lock={old_openstack}")
+    assert default_only["images/tool:tool"] == []

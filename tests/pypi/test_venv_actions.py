@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
+import shutil
+import subprocess
 import tarfile
 import zipfile
 from pathlib import Path
@@ -13,11 +16,12 @@ from pathlib import Path
 import pytest
 
 from elfbuild import shared_object
+from oci.actions.pycompile import Compiler
 from oci.actions.specs import LayerSettings
 from pypi.actions.build_venv_layer import VenvError, build_venv_layer
 from pypi.actions.elfneeds import elf_needs
 from pypi.actions.specs import LockedWheel, VenvLayerSpec
-from pypi.actions.wheel import VenvLayout, WheelError, install_wheel
+from pypi.actions.wheel import VenvLayout, WheelError, install_wheel, record_hash
 from wheelbuild import WheelSpec, build_wheel
 
 LAYOUT = VenvLayout("#!/var/lib/kolla/venv/bin/python3", "3.11")
@@ -98,7 +102,7 @@ def test_elf_needs_reads_dt_needed_in_order():
     assert elf_needs(b"#!/bin/sh\n") is None
 
 
-def venv_spec(tmp_path: Path, wheels, provides=None, chain=(), create=True, modules=None) -> VenvLayerSpec:
+def venv_spec(tmp_path: Path, wheels, provides=None, chain=(), create=True) -> VenvLayerSpec:
     locked = []
     for spec in wheels:
         built = build_wheel(spec, tmp_path)
@@ -110,7 +114,7 @@ def venv_spec(tmp_path: Path, wheels, provides=None, chain=(), create=True, modu
     provides_path = ""
     if provides is not None:
         (tmp_path / "provides.json").write_text(json.dumps({"sonames": provides, "present_paths": [],
-                                                            "python_modules": modules or {}}))
+                                                            "python_modules": {}}))
         provides_path = "provides.json"
     return VenvLayerSpec("//images:app", tuple(locked), "var/lib/kolla/venv", "/usr/bin/python3.11", "3.11",
                          create, tuple(chain), provides_path, LayerSettings(0, 6, "pypi"))
@@ -199,9 +203,51 @@ def test_a_child_layer_adds_no_venv_and_refuses_a_file_its_parent_owns(tmp_path)
         build_in(clash, venv_spec(clash, [other], provides=[], chain=("pypi/parent.json",), create=False))
 
 
-def test_a_module_a_debian_package_already_provides_is_refused(tmp_path):
-    spec = venv_spec(tmp_path, [GREET], provides=[], modules={"greet": "python3-greet", "yaml": "python3-yaml"})
-    with pytest.raises(VenvError) as error:
-        build_in(tmp_path, spec)
-    assert "greet 1.0 and Debian's python3-greet both provide `greet`" in str(error.value)
-    assert "yaml" not in str(error.value) and "python_exclude" in str(error.value)
+PY311 = next((p for p in ("/usr/bin/python3.11", shutil.which("python3.11")) if p and os.path.exists(p)), None)
+needs_py311 = pytest.mark.skipif(PY311 is None, reason="needs a python3.11 on the build machine")
+BROKEN = WheelSpec("greet", "1.0", files={"greet/__init__.py": b"def main():\n    print('hello')\n",
+                                          "greet/py2.py": b"print 'old'\n"},
+                   console_scripts={"greet": "greet:main"})
+
+
+def compiled_spec(work: Path) -> VenvLayerSpec:
+    return dataclasses.replace(venv_spec(work, [BROKEN], provides=[]), compiler=Compiler(PY311, "3.11"))
+
+
+@needs_py311
+def test_compile_python_puts_unchecked_hash_pycs_in_the_layer_and_in_record(tmp_path):
+    record, descriptor = build_in(tmp_path, compiled_spec(tmp_path))
+    venv = "var/lib/kolla/venv"
+    pyc = f"{venv}/{SITE}/greet/__pycache__/__init__.cpython-311.pyc"
+    with tarfile.open(tmp_path / "blobs/sha256" / descriptor["digest"].split(":")[1]) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        data = tar.extractfile(pyc).read()
+        record_text = tar.extractfile(f"{venv}/{SITE}/greet-1.0.dist-info/RECORD").read().decode()
+        rows = list(csv.reader(io.StringIO(record_text)))
+    assert members[pyc].mode == 0o644 and members[pyc].mtime == 0
+    assert int.from_bytes(data[4:8], "little") == 0b01  # hash-based, unchecked (PEP 552)
+    assert not [n for n in members if "py2" in n and n.endswith(".pyc")]  # does not compile: left out, as pip does
+    assert not [n for n in members if n.startswith(f"{venv}/bin/") and "__pycache__" in n]
+    recorded = {row[0]: row for row in rows}
+    assert recorded["greet/__pycache__/__init__.cpython-311.pyc"][1:] == [record_hash(data), str(len(data))]
+    assert [row[0] for row in rows] == sorted(row[0] for row in rows)
+    assert f"{SITE}/greet/__pycache__/__init__.cpython-311.pyc" in record["distributions"][0]["files"]
+    load = "import marshal, sys; print(marshal.loads(sys.stdin.buffer.read()[16:]).co_filename)"
+    code = subprocess.run([PY311, "-c", load], input=data, stdout=subprocess.PIPE, check=True).stdout.decode().strip()
+    assert code == f"/{venv}/{SITE}/greet/__init__.py"
+
+
+@needs_py311
+def test_compiled_venv_layers_are_the_same_whatever_the_umask_directory_and_timezone(tmp_path):
+    digests = set()
+    for index, (umask, tz) in enumerate(((0o022, "UTC"), (0o077, "Pacific/Chatham"))):
+        work = tmp_path / f"run{index}" / ("deeper/" * index)
+        work.mkdir(parents=True)
+        previous, previous_tz = os.umask(umask), os.environ.get("TZ")
+        os.environ["TZ"] = tz
+        try:
+            digests.add(build_in(work, compiled_spec(work))[1]["digest"])
+        finally:
+            os.umask(previous)
+            os.environ.pop("TZ") if previous_tz is None else os.environ.__setitem__("TZ", previous_tz)
+    assert len(digests) == 1

@@ -13,21 +13,16 @@ postinst names (`py3compile -p pkg /usr/share/pkg`) are left out.  A symlinked m
 only when its target is another compiled module; a link into /etc (sitecustomize.py) is not, since
 an unchecked .pyc would hide an edit of the conffile.
 
-The .pycs are `--invalidation-mode unchecked-hash`: no mtime, only the source hash, which Python
-does not even check, so a read-only image never recompiles.  They are written by the image's own
-Python minor version (a patch release of the same minor has the same magic number) in a clean
-subprocess: PYTHONHASHSEED=0 (3.9 and 3.10 marshal frozenset constants in hash order; -E would
-drop the variable, so it is not used), -S -s (no site, no user site), -B, an empty cwd.
+The .pycs are compiled as oci/actions/pycompile.py says (unchecked-hash, by the image's own Python
+minor version, in a clean subprocess), the way the venv's are (pypi).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import posixpath
 import re
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -36,6 +31,7 @@ from typing import Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
 
 from oci.actions.build_layer import write_layer_files
 from oci.actions.specs import LayerDescriptor, LayerSettings, load_spec
+from oci.actions.pycompile import CompileError, CompileResult, Compiler, run_compiler
 from oci.actions.tarlayer import DIR, FILE, Entry
 
 from .debcontents import resolve_lexically
@@ -45,43 +41,6 @@ VERSIONED_DIR = re.compile(r"^usr/lib/python(3\.\d+)/")
 BCEP_DIR = "usr/share/python3/bcep/"
 MAX_LINK_HOPS = 16
 PYCACHE_MODE = 0o755  # what py_compile creates as root under umask 022
-
-# Runs in the compiling interpreter, which may be older than the action's: plain Python 3.7.
-COMPILE_SCRIPT = r"""
-import importlib.util, json, os, platform, py_compile, sys
-job = json.load(open(sys.argv[1], encoding="utf-8"))
-compiled, failed = [], []
-for source, image_path in job["modules"]:
-    image_pyc = importlib.util.cache_from_source(image_path)
-    try:
-        py_compile.compile(source, cfile=job["out"] + image_pyc, dfile=image_path, doraise=True,
-                           invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
-        compiled.append([image_path, image_pyc])
-    except py_compile.PyCompileError as error:
-        failed.append([image_path, error.exc_type_name + ": " + str(error.exc_value)])
-json.dump({"version": platform.python_version(), "implementation": sys.implementation.name,
-           "compiled": compiled, "failed": failed}, sys.stdout)
-"""
-COMPILE_ENV = {"PYTHONHASHSEED": "0", "PYTHONUTF8": "1", "PYTHONDONTWRITEBYTECODE": "1"}
-
-
-class CompileError(RuntimeError):
-    """The compiling interpreter itself failed (not a module that does not compile)."""
-
-
-@dataclass(frozen=True)
-class Compiler:
-    python: str  # path of the interpreter
-    minor: str  # "3.11": the image's Python it stands in for
-    fingerprint: str = ""  # of its `sys.version`: only keys the Process cache
-
-    def to_json(self) -> dict:
-        return {"python": self.python, "minor": self.minor, "fingerprint": self.fingerprint}
-
-    @classmethod
-    def from_json(cls, value: Mapping) -> "Compiler":
-        return cls(value["python"], value["minor"], value["fingerprint"])
-
 
 @dataclass(frozen=True)
 class BytecodeLayerSpec:
@@ -134,13 +93,6 @@ class Module:
     image_path: str  # "/usr/lib/python3/dist-packages/foo.py"
     source: str  # the file with its text
     mode: int
-
-
-@dataclass(frozen=True)
-class CompileResult:
-    version: str
-    compiled: Tuple[Tuple[str, str], ...]  # (image .py, image .pyc)
-    failed: Tuple[Tuple[str, str], ...]  # (image .py, error)
 
 
 # ---------------------------------------------------------------- reading the package layer
@@ -263,25 +215,6 @@ def cache_path(path: str, minor: str) -> str:
 # ---------------------------------------------------------------- compiling
 
 
-def run_compiler(compiler: Compiler, modules: Sequence[Module], out_root: str, work_dir: str) -> CompileResult:
-    """Compile `modules` with one interpreter; the .pycs land at `out_root` + their image path."""
-    job = os.path.join(work_dir, f"job-{compiler.minor}.json")
-    with open(job, "w", encoding="utf-8") as f:
-        json.dump({"out": out_root, "modules": [[m.source, m.image_path] for m in modules]}, f)
-    empty_cwd = tempfile.mkdtemp(dir=work_dir)
-    process = subprocess.run([compiler.python, "-S", "-s", "-B", "-c", COMPILE_SCRIPT, job], cwd=empty_cwd,
-                             env=COMPILE_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    if process.returncode != 0:
-        raise CompileError(f"{compiler.python} failed while compiling {len(modules)} modules for Python "
-                           f"{compiler.minor}: {process.stderr.decode('utf-8', 'replace').strip()[-2000:]}")
-    report = json.loads(process.stdout)
-    if report["implementation"] != "cpython" or not report["version"].startswith(compiler.minor + "."):
-        raise CompileError(f"{compiler.python} is {report['implementation']} {report['version']}, not CPython "
-                           f"{compiler.minor}")
-    return CompileResult(report["version"], tuple(tuple(c) for c in report["compiled"]),
-                         tuple(tuple(f) for f in report["failed"]))
-
-
 def bytecode_entries(tree: LayerTree, modules: Mapping[str, Module], results: Sequence[CompileResult],
                      out_root: str) -> List[Entry]:
     """The .pycs, their __pycache__ directories, and the package's own entries for every directory above."""
@@ -312,7 +245,7 @@ def build_bytecode_layer(
             wanted = modules_for(tree, compiler.minor)
             if wanted:
                 modules.update((m.image_path, m) for m in wanted)
-                results.append(run_compiler(compiler, wanted, out_root, work_dir))
+                results.append(run_compiler(compiler, [(m.source, m.image_path) for m in wanted], out_root, work_dir))
         entries = bytecode_entries(tree, modules, results, out_root)
         if not any(result.compiled for result in results):
             return None, results

@@ -1,15 +1,17 @@
 """Write one image's venv layer: `python -m pypi.actions.build_venv_layer spec.json` (a `VenvLayerSpec`).
 
-The layer holds, under the venv root, what the image's wheels install (wheel.py) and, for the
+The layer holds, under the venv root, what the image's wheels install (wheel.py), their .pycs when
+the image has `compile_python` (venv_bytecode.py: in this layer and in RECORD, as pip does) and, for the
 first image of a chain with a venv, the venv itself: `pyvenv.cfg` naming the image's own
 interpreter with system site-packages (so Debian's python3 modules stay importable) and the
 `bin/python*` links to it. Nothing runs the image's interpreter: the venv is data.
 
 Before writing, the ELF objects of the new wheels are checked: every DT_NEEDED library must be
 provided by the chain's Debian packages (debian's provides.json) or by a library the chain's venv
-carries (manylinux wheels bundle theirs). And no wheel may provide a top-level module that a
-Debian package of the chain already has in dist-packages: the venv's copy would shadow it for
-the services while Debian's tools (kolla_set_configs) kept the other one. Outputs `blobs/sha256/<digest>`, `layer.json` and
+carries (manylinux wheels bundle theirs). A module both a wheel and a Debian package provide is
+refused by the rules (pypi/modules.py) from the record this action writes, not here: `pants lint`
+reports it from the same record, and the reverse case (a Debian package added under a parent's
+venv) needs no venv layer at all. Outputs `blobs/sha256/<digest>`, `layer.json` and
 `venv-record.json`: {image, distributions: [{name, version, files, wheel: {url, sha256}}],
 libraries}, which the images built on this one read back, and audits (SBOM) read.
 """
@@ -19,14 +21,17 @@ from __future__ import annotations
 import json
 import posixpath
 import sys
-from typing import Dict, Iterable, List, Sequence, Set, Tuple
+import tempfile
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from oci.actions.build_layer import write_layer_files
+from oci.actions.pycompile import CompileError, CompileResult
 from oci.actions.specs import load_spec
 from oci.actions.tarlayer import DIR, FILE, SYMLINK, Entry
 
 from .elfneeds import ElfNeedsError, elf_needs
 from .specs import VenvLayerSpec
+from .venv_bytecode import compile_distributions
 from .wheel import InstalledDistribution, VenvFile, VenvLayout, WheelError, install_wheel
 
 VENV_RECORD = "venv-record.json"
@@ -116,7 +121,7 @@ def missing_libraries(spec: VenvLayerSpec, installed: Sequence[InstalledDistribu
 
 def debian_provides(spec: VenvLayerSpec) -> dict:
     if not spec.debian_provides:
-        return {"sonames": [], "python_modules": {}}
+        return {"sonames": []}
     with open(spec.debian_provides, encoding="utf-8") as f:
         return json.load(f)
 
@@ -125,31 +130,17 @@ def debian_sonames(spec: VenvLayerSpec) -> Set[str]:
     return set(debian_provides(spec)["sonames"])
 
 
-def top_level_modules(dist: InstalledDistribution, site_packages: str) -> Set[str]:
-    """What `import NAME` finds of a distribution in site-packages: packages, modules, extensions."""
+def top_level_modules(files: Iterable[str], site_packages: str) -> Set[str]:
+    """What `import NAME` finds of venv files (relative to the venv root): packages, modules, extensions."""
     modules = set()
-    for file in dist.files:
-        if not file.path.startswith(site_packages + "/"):
+    for path in files:
+        if not path.startswith(site_packages + "/"):
             continue
-        top, _, rest = file.path[len(site_packages) + 1:].partition("/")
+        top, _, rest = path[len(site_packages) + 1:].partition("/")
         if top.endswith((".dist-info", ".data", ".pth", ".libs")) or top.startswith(("_", ".")):
             continue
         modules.add(top if rest else top.split(".", 1)[0])
     return modules
-
-
-def check_debian_modules(spec: VenvLayerSpec, installed: Sequence[InstalledDistribution], layout: VenvLayout) -> None:
-    """Refuse a module both a Debian package (system site-packages) and a wheel of the venv provide."""
-    debian = debian_provides(spec)["python_modules"]
-    clashes = [f"{dist.name} {dist.version} and Debian's {debian[module]} both provide `{module}`"
-               for dist in installed for module in sorted(top_level_modules(dist, layout.site_packages))
-               if module in debian]
-    if clashes:
-        raise VenvError(
-            f"{spec.image}: two copies of one module, the venv's shadowing the Debian package's:\n  "
-            + "\n  ".join(clashes) + "\nLeave the distribution out of the venv with `python_exclude` (the "
-            "Debian package's module is imported through system site-packages), or drop the Debian package."
-        )
 
 
 def check_libraries(spec: VenvLayerSpec, installed: Sequence[InstalledDistribution], chain_libraries: Set[str]) -> None:
@@ -180,12 +171,15 @@ def build_venv_layer(spec: VenvLayerSpec, out_dir: str) -> dict:
     layout = VenvLayout(f"#!/{spec.venv}/bin/python3", spec.python_version)
     wheels = sorted(spec.wheels, key=lambda w: (w.name, w.version))
     installed = [install_wheel(w.sandbox_path, w.name, w.version, layout) for w in wheels]
-    owners, chain_libraries = read_chain(spec.chain_records)
-    check_paths(spec, installed, owners)
-    check_libraries(spec, installed, chain_libraries)
-    check_debian_modules(spec, installed, layout)
-    entries = (venv_skeleton(spec, layout) if spec.create_venv else []) + venv_entries(spec, installed)
-    write_layer_files(entries, spec.settings, out_dir)
+    with tempfile.TemporaryDirectory(prefix="venv-pyc-") as work_dir:
+        if spec.compiler is not None:
+            installed, compiled = compile_distributions(installed, layout, spec.venv, spec.compiler, work_dir)
+            report_compiled(compiled)
+        owners, chain_libraries = read_chain(spec.chain_records)
+        check_paths(spec, installed, owners)
+        check_libraries(spec, installed, chain_libraries)
+        entries = (venv_skeleton(spec, layout) if spec.create_venv else []) + venv_entries(spec, installed)
+        write_layer_files(entries, spec.settings, out_dir)
     libraries = sorted({posixpath.basename(f.path) for d in installed for f in d.files
                         if is_library_name(posixpath.basename(f.path))})
     return {"image": spec.image, "libraries": libraries,
@@ -194,12 +188,18 @@ def build_venv_layer(spec: VenvLayerSpec, out_dir: str) -> dict:
                               for d, w in zip(installed, wheels)]}
 
 
+def report_compiled(result: Optional[CompileResult]) -> None:
+    if result is not None:
+        print(f"CPython {result.version}: {len(result.compiled)} modules compiled, {len(result.failed)} do not compile"
+              + "".join(f"\n  {path}: {error}" for path, error in result.failed[:20]), file=sys.stderr)
+
+
 def main(argv: List[str]) -> int:
     spec_path, = argv
     spec = VenvLayerSpec.from_json(load_spec(spec_path))
     try:
         record = build_venv_layer(spec, ".")
-    except (VenvError, WheelError) as error:
+    except (VenvError, WheelError, CompileError) as error:
         print(f"{spec.image}: {error}" if not str(error).startswith(spec.image) else str(error), file=sys.stderr)
         return 2
     with open(VENV_RECORD, "w", encoding="utf-8") as f:

@@ -7,8 +7,9 @@ the action with the key's name.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Tuple
+from typing import Mapping, Optional, Tuple
 
+from oci.actions.pycompile import Compiler
 from oci.actions.specs import LayerSettings
 
 
@@ -64,15 +65,19 @@ class VenvLayerSpec:
     chain_records: Tuple[str, ...]  # sandbox paths of the parent chain's venv records
     debian_provides: str  # sandbox path of debian's provides.json, "" when the chain has no Debian packages
     settings: LayerSettings
+    compiler: Optional[Compiler] = None  # `compile_python`: the build machine's Python of `python_version`
 
     def to_json(self) -> dict:
         return {"image": self.image, "wheels": [w.to_json() for w in self.wheels], "venv": self.venv,
                 "interpreter": self.interpreter, "python_version": self.python_version,
                 "create_venv": self.create_venv, "chain_records": list(self.chain_records),
-                "debian_provides": self.debian_provides, "settings": self.settings.to_json()}
+                "debian_provides": self.debian_provides, "settings": self.settings.to_json(),
+                "compiler": self.compiler.to_json() if self.compiler else None}
 
     @classmethod
     def from_json(cls, value: Mapping) -> "VenvLayerSpec":
+        compiler = Compiler.from_json(value["compiler"]) if value["compiler"] is not None else None
         return cls(value["image"], tuple(LockedWheel.from_json(w) for w in value["wheels"]), value["venv"],
                    value["interpreter"], value["python_version"], bool(value["create_venv"]),
-                   tuple(value["chain_records"]), value["debian_provides"], LayerSettings.from_json(value["settings"]))
+                   tuple(value["chain_records"]), value["debian_provides"], LayerSettings.from_json(value["settings"]),
+                   compiler)

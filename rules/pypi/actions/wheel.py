@@ -9,7 +9,8 @@ a fixed mode, so the same wheels give the same bytes on any host. Decisions:
   python3, whatever the host's interpreter or path;
 - every member is checked against the wheel's RECORD; the installed RECORD is written anew,
   sorted by path, with INSTALLER; no `direct_url.json` (it would name a sandbox path), no
-  RECORD signatures, no .pyc;
+  RECORD signatures; no .pyc here (build_venv_layer.py compiles on `compile_python` and writes
+  RECORD again with them);
 - a member that would leave the venv, or a wheel whose metadata disagrees with its lock entry,
   is refused.
 """
@@ -26,7 +27,7 @@ import re
 import zipfile
 from dataclasses import dataclass
 from email.parser import HeaderParser
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 INSTALLER = b"oci-pants\n"
 SCRIPT_TEMPLATE = """{shebang}
@@ -213,8 +214,11 @@ def check_unique(wheel: Wheel, files: List[VenvFile]) -> None:
 
 
 def record_file(wheel: Wheel, files: List[VenvFile], layout: VenvLayout) -> VenvFile:
+    return installed_record(f"{layout.site_packages}/{wheel.dist_info}/RECORD", files, layout)
+
+
+def installed_record(record_path: str, files: Sequence[VenvFile], layout: VenvLayout) -> VenvFile:
     """The installed RECORD: one row per file, paths relative to site-packages, sorted."""
-    record_path = f"{layout.site_packages}/{wheel.dist_info}/RECORD"
     rows = sorted([(posixpath.relpath(f.path, layout.site_packages), f.digest, str(f.size)) for f in files]
                   + [(posixpath.relpath(record_path, layout.site_packages), "", "")])
     out = io.StringIO()
