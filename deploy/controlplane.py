@@ -6,7 +6,7 @@
     python3 -m deploy.controlplane verify         # a real client exercises the cloud
     python3 -m deploy.controlplane upgrade keystone --layout OTHER/dist/images.keystone/keystone
     deploy/down.sh [--keep-volumes]
-    deploy/up.sh --source keystone,nova           # those projects from images/source (OpenStack from PyPI)
+    deploy/up.sh --source keystone,nova,placement # those projects from images/source (OpenStack from PyPI)
 
 Decisions:
 - kolla-ansible's contract and nothing more: every container gets its rendered config directory
@@ -25,11 +25,12 @@ Decisions:
 - Keystone accounts, services and endpoints are registered by a client in the config-tools image
   (openstacksdk), in the same namespace: config-time tools stay out of the runtime images.
 - Install type per project, as kolla-ansible's per-service image variables choose it: `up --source
-  keystone,nova` runs every container of those projects from its images/source variant
+  keystone,nova,placement` runs every container of those projects from its images/source variant
   (dist/images.source.<image>), the rest from the Debian images. A project is all or nothing (nova 34
-  cannot join nova 26's services). The choice is kept in the state directory (source.json), so
-  `upgrade` and a second `up` render the same config; deploy/config/source/<dir>/ holds the files a
-  source image needs instead of its Debian twin's (nova-api's uWSGI command).
+  cannot join nova 26's services), and source nova needs source placement (SOURCE_NEEDS). The
+  choice is kept in the state directory (source.json), so `upgrade` and a second `up` render the
+  same config; deploy/config/source/<dir>/ holds the files a source image needs instead of its
+  Debian twin's (nova-api's uWSGI command).
 
 Standard library only (Python 3.9+).
 """
@@ -112,6 +113,9 @@ SOURCE_IMAGES = frozenset({"keystone", "nova-api", "nova-conductor", "nova-sched
                            "placement-api"})
 SOURCE_PROJECTS = tuple(sorted({s.project for s in SERVICES}
                                - {s.project for s in SERVICES if s.image not in SOURCE_IMAGES}))
+# A source project that cannot work beside another project's Debian image: (project, needs, why).
+SOURCE_NEEDS = (("nova", "placement", "nova 34's compute reports os-traits 3.9 traits that bookworm's placement 8 "
+                                      "refuses, so no server can be scheduled"),)
 VOLUMES = tuple(sorted({"kolla_logs", *(v.split(":")[0] for s in SERVICES for v in s.volumes)}))
 
 # Databases and their accounts: (database, account); the password is <account>_database_password.
@@ -509,12 +513,17 @@ def up(plane: Plane) -> UpReport:
 
 
 def parse_source(requested: str) -> Tuple[str, ...]:
-    """`--source keystone,nova`: the projects, each one that has source images for all its containers."""
+    """`--source keystone,nova,placement`: the projects, each with source images for all its containers
+    and with the source projects it needs."""
     projects = tuple(sorted({p.strip() for p in requested.split(",") if p.strip()}))
     unknown = [p for p in projects if p not in SOURCE_PROJECTS]
     if unknown:
         raise DeployError("config", "--source", f"no source images for every container of {', '.join(unknown)}; "
                           f"projects with source images: {', '.join(SOURCE_PROJECTS)} (images/source/)")
+    for project, needs, why in SOURCE_NEEDS:
+        if project in projects and needs not in projects:
+            raise DeployError("config", "--source", f"{project} from source needs {needs} from source too ({why}): "
+                              f"add {needs} to --source")
     return projects
 
 

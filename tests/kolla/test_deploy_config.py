@@ -129,10 +129,13 @@ def test_every_source_image_of_the_table_is_built_by_images_source():
 def test_source_projects_are_checked_and_kept_for_the_commands_after_up(tmp_path):
     with pytest.raises(DeployError, match=r"no source images for every container of glance.*keystone, nova, placement"):
         cp.parse_source("glance,nova")
-    assert cp.parse_source("nova, keystone,") == ("keystone", "nova")
+    with pytest.raises(DeployError, match=r"nova from source needs placement from source too .*os-traits"):
+        cp.parse_source("keystone,nova")
+    assert cp.parse_source("nova, placement,keystone,") == ("keystone", "nova", "placement")
+    assert cp.parse_source("") == ()
     state = tmp_path / "state"
-    plane = cp.Plane(Podman("podman-not-called"), "dist", str(state), "t_", ("keystone", "nova"))
+    plane = cp.Plane(Podman("podman-not-called"), "dist", str(state), "t_", ("keystone", "nova", "placement"))
     assert cp.kept_source(str(state)) == ()
     cp.keep_source(plane)
-    assert cp.kept_source(str(state)) == ("keystone", "nova")
+    assert cp.kept_source(str(state)) == ("keystone", "nova", "placement")
     assert stat.S_IMODE((state / "source.json").stat().st_mode) == 0o600
