@@ -3,6 +3,7 @@
 
     ./pants package ::
     python3 bench/controlplane.py [--json bench/results/controlplane.json]
+    python3 bench/controlplane.py --source keystone,nova,placement   # those projects from images/source
 
 1. `up` from dist/ (deploy/controlplane.py) with a fresh state: the time to every container healthy,
    per stage.
@@ -14,6 +15,9 @@
    its container replaced through KOLLA_UPGRADE, the restart and KOLLA_FINISH_UPGRADE; the new file
    seen in the running container; then `survived`: token, user, image bytes, server and network.
 5. `down`, also on failure.
+
+With `--source`, the plane runs those projects from their images/source variants (`up --source`) and
+the drill is left out: it rebuilds the Debian keystone, which would take a source keystone back.
 
 Decisions:
 - One plane per run, under its own container prefix and state directory, so a deployment an operator
@@ -39,7 +43,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from deploy.controlplane import SERVICES, Plane, down, up, upgrade, verify  # noqa: E402
+from deploy.controlplane import SERVICES, Plane, down, parse_source, up, upgrade, verify  # noqa: E402
 from deploy.podman import DeployError, Podman  # noqa: E402
 
 DRILL_FILE = "upgrade-note.txt"
@@ -95,7 +99,8 @@ class Measurement:
     client_seconds: float
     first_active_seconds: float      # from the start of `up` to the first server ACTIVE
     peak_memory: Dict[str, int]      # container -> bytes
-    drill: Dict[str, object]
+    drill: Dict[str, object]         # empty for a plane with source projects
+    source: Tuple[str, ...] = ()     # the projects run from images/source
 
 
 def measure_up_and_client(plane: Plane) -> Tuple[object, List[dict], float, float]:
@@ -133,16 +138,17 @@ def plane_image(service: str) -> str:
     return next(s.image for s in SERVICES if s.name == service)
 
 
-def run(dist: str, workdir: str, prefix: str = "cpbench_") -> Measurement:
-    plane = Plane(Podman(), dist, os.path.join(workdir, "state"), prefix)
+def run(dist: str, workdir: str, prefix: str = "cpbench_", source: Tuple[str, ...] = ()) -> Measurement:
+    plane = Plane(Podman(), dist, os.path.join(workdir, "state"), prefix, source)
     down(plane)
     try:
         report, steps, client_seconds, first_active = measure_up_and_client(plane)
         peaks = {s.name: plane.podman.peak_memory(plane.container(s.name)) or 0 for s in SERVICES}
-        drill = upgrade_drill(plane, workdir)
+        drill = {} if source else upgrade_drill(plane, workdir)
     finally:
         down(plane)
-    return Measurement(report.stages, report.total, tuple(steps), client_seconds, first_active, peaks, drill)
+    return Measurement(report.stages, report.total, tuple(steps), client_seconds, first_active, peaks, drill,
+                       source)
 
 
 def markdown(m: Measurement) -> str:
@@ -157,6 +163,8 @@ def markdown(m: Measurement) -> str:
     rows += [f"| {name} | {peak / 1e6:.0f} |" for name, peak in m.peak_memory.items()]
     rows.append(f"| **all** | **{sum(m.peak_memory.values()) / 1e6:.0f}** |")
     d = m.drill
+    if not d:
+        return "\n".join([*rows, "", f"Source projects: {', '.join(m.source)}; no upgrade drill"])
     rows += ["", f"Upgrade drill ({d['service']}): rebuild {d['rebuild_seconds']} s; "
              + ", ".join(f"{step} {seconds} s" for step, seconds in d["upgrade_steps"])
              + f"; new file seen: {d['new_file_seen']}; survived: "
@@ -168,10 +176,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dist", default=os.path.join(REPO, "dist"))
     parser.add_argument("--json", help="also write the measurement here")
+    parser.add_argument("--source", default="", metavar="PROJECT[,PROJECT]",
+                        help="run these projects from images/source (deploy's `up --source`); no upgrade drill")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="controlplane-") as workdir:
         try:
-            measurement = run(args.dist, workdir)
+            measurement = run(args.dist, workdir, source=parse_source(args.source))
         except DeployError as error:
             print(f"error: {error.container}: {error.step}: {error.reason}\n{error.logs}", file=sys.stderr)
             return 1

@@ -6,6 +6,7 @@
     python3 -m deploy.controlplane verify         # a real client exercises the cloud
     python3 -m deploy.controlplane upgrade keystone --layout OTHER/dist/images.keystone/keystone
     deploy/down.sh [--keep-volumes]
+    deploy/up.sh --source keystone,nova,placement # those projects from images/source (OpenStack from PyPI)
 
 Decisions:
 - kolla-ansible's contract and nothing more: every container gets its rendered config directory
@@ -23,6 +24,13 @@ Decisions:
   already exists (mariadb's datadir, fernet keys) and re-runs the schema jobs, which are no-ops.
 - Keystone accounts, services and endpoints are registered by a client in the config-tools image
   (openstacksdk), in the same namespace: config-time tools stay out of the runtime images.
+- Install type per project, as kolla-ansible's per-service image variables choose it: `up --source
+  keystone,nova,placement` runs every container of those projects from its images/source variant
+  (dist/images.source.<image>), the rest from the Debian images. A project is all or nothing (nova 34
+  cannot join nova 26's services), and source nova needs source placement (SOURCE_NEEDS). The
+  choice is kept in the state directory (source.json), so `upgrade` and a second `up` render the
+  same config; deploy/config/source/<dir>/ holds the files a source image needs instead of its
+  Debian twin's (nova-api's uWSGI command).
 
 Standard library only (Python 3.9+).
 """
@@ -67,6 +75,11 @@ class Service:
     def config_dir(self) -> str:
         return self.name.replace("_", "-")
 
+    @property
+    def project(self) -> str:
+        """kolla-ansible's project (role) of the container: nova for nova_api, nova_compute, ..."""
+        return self.name.split("_")[0]
+
 
 def api_check(port: int, path: str = "") -> str:
     return f"healthcheck_curl http://127.0.0.1:{port}{path}"
@@ -95,6 +108,14 @@ SERVICES: Tuple[Service, ...] = (
             ("KOLLA_UPGRADE", "restart")),
 )
 BY_NAME: Dict[str, Service] = {s.name: s for s in SERVICES}
+# The images built from PyPI too (images/source/<image>); a project can run from source when all its images are.
+SOURCE_IMAGES = frozenset({"keystone", "nova-api", "nova-conductor", "nova-scheduler", "nova-compute",
+                           "placement-api"})
+SOURCE_PROJECTS = tuple(sorted({s.project for s in SERVICES}
+                               - {s.project for s in SERVICES if s.image not in SOURCE_IMAGES}))
+# A source project that cannot work beside another project's Debian image: (project, needs, why).
+SOURCE_NEEDS = (("nova", "placement", "nova 34's compute reports os-traits 3.9 traits that bookworm's placement 8 "
+                                      "refuses, so no server can be scheduled"),)
 VOLUMES = tuple(sorted({"kolla_logs", *(v.split(":")[0] for s in SERVICES for v in s.volumes)}))
 
 # Databases and their accounts: (database, account); the password is <account>_database_password.
@@ -117,6 +138,7 @@ class Plane:
     dist: str
     state_dir: str
     prefix: str = ""
+    source: Tuple[str, ...] = ()  # the projects whose containers run their images/source variant
     images: Dict[str, str] = field(default_factory=dict)  # image name -> podman image id, loaded once
 
     def container(self, name: str) -> str:
@@ -132,9 +154,17 @@ class Plane:
     def path(self, *parts: str) -> str:
         return os.path.join(self.state_dir, *parts)
 
+    def is_source(self, service: Service) -> bool:
+        return service.project in self.source
+
+    def layout(self, name: str) -> str:
+        """dist/images.<name>/<name>, or images.source.<name>/<name> for an image of a source project."""
+        source = any(s.image == name and self.is_source(s) for s in SERVICES)
+        return os.path.join(self.dist, f"images.source.{name}" if source else f"images.{name}", name)
+
     def image(self, name: str) -> str:
         if name not in self.images:
-            layout = os.path.join(self.dist, f"images.{name}", name)
+            layout = self.layout(name)
             if not os.path.isfile(os.path.join(layout, "index.json")):
                 raise DeployError(name, "load image", f"no OCI layout at {layout}: run ./pants package :: first")
             self.images[name] = self.podman.load(layout)
@@ -195,13 +225,22 @@ def render_config(plane: Plane, values: Dict[str, str], templates: str = TEMPLAT
         target = plane.path("etc", "kolla", service.config_dir)
         os.makedirs(target, exist_ok=True)
         for directory in service.templates:
-            source = os.path.join(templates, directory)
-            for name in sorted(os.listdir(source)):
-                text = render(os.path.join(source, name), values)
+            for name, path in template_files(templates, directory, plane.is_source(service)).items():
+                text = render(path, values)
                 if name.endswith(".json"):
-                    check_json(os.path.join(source, name), text)
+                    check_json(path, text)
                 write_private(os.path.join(target, name), text)
     write_private(plane.path("clouds.yaml"), clouds_yaml(values))
+
+
+def template_files(templates: str, directory: str, source: bool) -> Dict[str, str]:
+    """File name -> template of one config directory: <dir>/, with source/<dir>/'s files in their
+    place for a container that runs a source image."""
+    files = {name: os.path.join(templates, directory, name) for name in os.listdir(os.path.join(templates, directory))}
+    override = os.path.join(templates, "source", directory)
+    if source and os.path.isdir(override):
+        files.update({name: os.path.join(override, name) for name in os.listdir(override)})
+    return dict(sorted(files.items()))
 
 
 def check_json(template_path: str, text: str) -> None:
@@ -454,6 +493,7 @@ def up(plane: Plane) -> UpReport:
     if existing:
         raise DeployError(plane.container(existing[0]), "up", "already exists: run deploy/down.sh first "
                           "(--keep-volumes keeps the data)")
+    keep_source(plane)
     stages: List[Tuple[str, float]] = []
 
     def stage(what: str, action) -> None:
@@ -470,6 +510,36 @@ def up(plane: Plane) -> UpReport:
     stage("keystone and the service catalog", lambda: up_identity(plane, values, new_volumes))
     stage("glance, placement, nova, neutron", lambda: up_compute(plane, values))
     return UpReport(tuple(stages))
+
+
+def parse_source(requested: str) -> Tuple[str, ...]:
+    """`--source keystone,nova,placement`: the projects, each with source images for all its containers
+    and with the source projects it needs."""
+    projects = tuple(sorted({p.strip() for p in requested.split(",") if p.strip()}))
+    unknown = [p for p in projects if p not in SOURCE_PROJECTS]
+    if unknown:
+        raise DeployError("config", "--source", f"no source images for every container of {', '.join(unknown)}; "
+                          f"projects with source images: {', '.join(SOURCE_PROJECTS)} (images/source/)")
+    for project, needs, why in SOURCE_NEEDS:
+        if project in projects and needs not in projects:
+            raise DeployError("config", "--source", f"{project} from source needs {needs} from source too ({why}): "
+                              f"add {needs} to --source")
+    return projects
+
+
+def keep_source(plane: Plane) -> None:
+    """Record the plane's source projects in its state directory, for the commands after `up`."""
+    parse_source(",".join(plane.source))
+    write_private(plane.path("source.json"), json.dumps(list(plane.source)) + "\n")
+
+
+def kept_source(state_dir: str) -> Tuple[str, ...]:
+    """The source projects the last `up` of this state directory recorded; none before any `up`."""
+    path = os.path.join(state_dir, "source.json")
+    if not os.path.exists(path):
+        return ()
+    with open(path, encoding="utf-8") as f:
+        return tuple(json.load(f))
 
 
 # --- down, status, upgrade, verify -----------------------------------------------------------------
@@ -491,8 +561,9 @@ def down(plane: Plane, keep_volumes: bool = False) -> List[str]:
             if plane.podman.volume_exists(plane.volume(volume)):
                 plane.podman.ok(["volume", "rm", "-f", plane.volume(volume)], 60, volume, "volume rm")
                 removed.append(plane.volume(volume))
-        if os.path.exists(plane.path("passwords.json")):
-            os.remove(plane.path("passwords.json"))  # the accounts they protect are gone with the volumes
+        for kept in ("passwords.json", "source.json"):  # the accounts and schemas they describe are gone
+            if os.path.exists(plane.path(kept)):
+                os.remove(plane.path(kept))
     return removed
 
 
@@ -548,7 +619,10 @@ def verify(plane: Plane, scenario: str = "exercise") -> List[dict]:
 
 
 def plane_from(args: argparse.Namespace) -> Plane:
-    return Plane(Podman(args.podman), args.dist, os.path.abspath(args.state_dir), args.prefix)
+    state_dir = os.path.abspath(args.state_dir)
+    requested = getattr(args, "source", None)
+    source = parse_source(requested) if requested is not None else kept_source(state_dir)
+    return Plane(Podman(args.podman), args.dist, state_dir, args.prefix, source)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -559,7 +633,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--prefix", default="", help="prefix of every container and volume name")
     parser.add_argument("--podman", default="podman")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("up", help="deploy and wait until every container is healthy")
+    up_parser = commands.add_parser("up", help="deploy and wait until every container is healthy")
+    up_parser.add_argument("--source", metavar="PROJECT[,PROJECT]",
+                           help=f"run these projects from their images/source variants ({', '.join(SOURCE_PROJECTS)}); "
+                                "default: what the last `up` over this state directory chose, else none")
     down_parser = commands.add_parser("down", help="remove the containers (and the volumes)")
     down_parser.add_argument("--keep-volumes", action="store_true")
     commands.add_parser("status", help="state and healthcheck of every container")

@@ -39,7 +39,7 @@ def test_service_answers_a_real_request(service):
 
 
 # The source variants (images/source/: OpenStack from PyPI in /var/lib/kolla/venv) of the services that have one.
-SOURCE_VARIANTS = ("keystone", "nova-api")
+SOURCE_VARIANTS = ("keystone", "nova-api", "placement-api")
 
 
 @pytest.mark.parametrize("service", SOURCE_VARIANTS)

@@ -101,3 +101,41 @@ def test_mariadb_owns_the_network_namespace_and_every_other_container_joins_it(p
         assert f"KOLLA_SERVICE_NAME={service.name.replace('_', '-')}" in args
         mounts = [args[i + 1] for i, arg in enumerate(args) if arg == "-v"]
         assert all(m.startswith(("/", "t_")) for m in mounts), mounts  # host paths, or this plane's volumes
+
+
+def test_a_source_project_runs_every_container_from_its_source_image_and_config(tmp_path):
+    plane = cp.Plane(Podman("podman-not-called"), str(tmp_path / "dist"), str(tmp_path / "state"), "t_",
+                     ("keystone", "nova"))
+    for service in cp.SERVICES:
+        directory = "images.source." if service.project in ("keystone", "nova") else "images."
+        assert plane.layout(service.image) == str(tmp_path / "dist" / f"{directory}{service.image}" / service.image)
+    command = json.loads((rendered(plane) / "nova-api" / "config.json").read_text())["command"]
+    assert command == "uwsgi-core --ini /usr/share/nova/nova-api-uwsgi.ini"
+    debian = cp.Plane(Podman("podman-not-called"), "dist", plane.state_dir, "t_")
+    assert json.loads((rendered(debian) / "nova-api" / "config.json").read_text())["command"] == "nova-api"
+    for directory in {d for s in cp.SERVICES for d in s.templates}:  # nova.conf and the rest stay Debian's
+        source, packaged = (cp.template_files(cp.TEMPLATES, directory, kind) for kind in (True, False))
+        assert source.keys() == packaged.keys(), directory
+        changed = {name for name in source if source[name] != packaged[name]}
+        assert changed == ({"config.json"} if directory == "nova-api" else set()), directory
+
+
+def test_every_source_image_of_the_table_is_built_by_images_source():
+    for image in cp.SOURCE_IMAGES:
+        assert (REPO_ROOT / "images" / "source" / image / "BUILD").is_file(), image
+    assert cp.SOURCE_PROJECTS == ("keystone", "nova", "placement")
+
+
+def test_source_projects_are_checked_and_kept_for_the_commands_after_up(tmp_path):
+    with pytest.raises(DeployError, match=r"no source images for every container of glance.*keystone, nova, placement"):
+        cp.parse_source("glance,nova")
+    with pytest.raises(DeployError, match=r"nova from source needs placement from source too .*os-traits"):
+        cp.parse_source("keystone,nova")
+    assert cp.parse_source("nova, placement,keystone,") == ("keystone", "nova", "placement")
+    assert cp.parse_source("") == ()
+    state = tmp_path / "state"
+    plane = cp.Plane(Podman("podman-not-called"), "dist", str(state), "t_", ("keystone", "nova", "placement"))
+    assert cp.kept_source(str(state)) == ()
+    cp.keep_source(plane)
+    assert cp.kept_source(str(state)) == ("keystone", "nova", "placement")
+    assert stat.S_IMODE((state / "source.json").stat().st_mode) == 0o600

@@ -1,0 +1,106 @@
+"""The control plane with keystone, placement and nova from source (Kolla's images), proved by a real client.
+
+Run with `./run-tests -m controlplane` after `./pants package ::` (or images/source:: and the Debian
+images). One plane (deploy/controlplane.py, `up` with source=("keystone", "nova", "placement");
+containers and volumes prefixed `cpsrc_`, so it never meets the Debian plane of test_controlplane.py,
+`cptest_`) is brought up for the module and removed afterwards, also on failure: keystone 30,
+placement 16 and nova 34 (api, conductor, scheduler, compute) from PyPI in /var/lib/kolla/venv,
+beside bookworm's glance and neutron. Placement comes along because nova 34's compute reports
+os-traits 3.9 traits that bookworm's placement 8 (os-traits 2.9) refuses, so no server could be
+scheduled. A failing step fails its test with the step, the container it exercised, that
+container's state, health and log tail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DIST = Path(os.environ.get("SERVICE_CHECKS_DIST", REPO_ROOT / "dist"))
+sys.path.insert(0, str(REPO_ROOT))
+
+from deploy import controlplane as cp  # noqa: E402
+from deploy.podman import DeployError, Podman  # noqa: E402
+
+pytestmark = pytest.mark.controlplane
+
+SOURCE = ("keystone", "nova", "placement")
+NOVA = ("nova_api", "nova_scheduler", "nova_conductor", "nova_compute")
+EXERCISE = ["token", "project and user", "image upload and download", "flavor", "server ACTIVE, listed, deleted",
+            "network and subnet", "clean up"]
+
+
+def deployed(action, *args):
+    """`action(*args)`, with a failed deployment step reported as the test's failure."""
+    try:
+        return action(*args)
+    except DeployError as error:
+        pytest.fail(f"{error.container}: {error.step}: {error.reason}\n{error.logs}", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def plane(tmp_path_factory):
+    podman = shutil.which("podman")
+    if podman is None:
+        pytest.skip("needs podman")
+    plane = cp.Plane(Podman(podman), str(DIST), str(tmp_path_factory.mktemp("controlplane-source")), "cpsrc_",
+                     SOURCE)
+    layouts = sorted({plane.layout(s.image) for s in cp.SERVICES} | {plane.layout(cp.CLIENT_IMAGE)})
+    missing = [layout for layout in layouts if not os.path.isfile(os.path.join(layout, "index.json"))]
+    if missing:
+        pytest.skip(f"no OCI layouts at {', '.join(missing)} (run ./pants package :: first)")
+    cp.down(plane)
+    try:
+        report = deployed(cp.up, plane)
+        print(f"\nsource plane up:\n{report.render()}")
+        yield plane
+    finally:
+        cp.down(plane)
+
+
+def in_container(plane, service: str, *argv: str) -> str:
+    name = plane.container(service)
+    return plane.podman.ok(["exec", name, *argv], 60, name, " ".join(argv)).strip()
+
+
+def test_keystone_placement_and_nova_run_their_source_images_and_the_rest_debians(plane):
+    rows = cp.status(plane)
+    assert [name for name, _, healthy in rows if not healthy] == [], rows
+    for service in cp.SERVICES:
+        variant = "images.source." if service.name.split("_")[0] in SOURCE else "images."
+        layout = DIST / f"{variant}{service.image}" / service.image
+        running = plane.podman.state(plane.container(service.name)).image
+        assert running == plane.podman.load(str(layout)), (service.name, layout)
+    assert in_container(plane, "keystone", "keystone-manage", "--version").splitlines()[-1].startswith("30.")
+    placement = in_container(plane, "placement_api", "python3", "-c",
+                             "import importlib.metadata as m; print(m.version('openstack-placement'))")
+    assert placement.startswith("16."), placement
+    for service in NOVA:
+        assert in_container(plane, service, "nova-manage", "--version").splitlines()[-1].startswith("34."), service
+        assert in_container(plane, service, "sh", "-c", "command -v nova-manage") == \
+            "/var/lib/kolla/venv/bin/nova-manage", service
+
+
+def test_nova_rootwrap_is_the_venvs_through_kollas_sudoers_rule(plane):
+    """sudo lets nova run the venv's nova-rootwrap with /etc/nova/rootwrap.conf, and rootwrap reads the
+    wheel's filters: a command no filter allows is refused by rootwrap (exit 99), not by sudo."""
+    name = plane.container("nova_compute")
+    argv = ["exec", name, "sudo", "-n", "/var/lib/kolla/venv/bin/nova-rootwrap", "/etc/nova/rootwrap.conf", "id"]
+    refused = plane.podman.run(argv, 60)
+    output = refused.stdout.decode(errors="replace")
+    assert refused.returncode == 99 and "Unauthorized command" in output, (refused.returncode, output)
+    filters = in_container(plane, "nova_compute", "ls", "/var/lib/kolla/venv/etc/nova/rootwrap.d")
+    assert "compute.filters" in filters.split(), filters
+
+
+def test_a_real_client_exercises_the_source_cloud(plane):
+    steps = deployed(cp.verify, plane, "exercise")
+    print("\n" + "\n".join(f"  {s['step']:32} {s['seconds']:6.1f} s  {s['detail']}" for s in steps))
+    assert [s["step"] for s in steps] == EXERCISE
+    assert all(s["ok"] for s in steps), steps
+    assert "ACTIVE on controlplane" in steps[4]["detail"]
