@@ -1,4 +1,9 @@
-"""Assemble images: the parent's layers, then this image's own, then config, manifest and index."""
+"""Assemble images: the parent's layers, then this image's own, then config, manifest and index.
+
+An image's own layers are planned from its parent's layers and content states (`ChainLayers`),
+not from its parent's assembled image: the assemblies of a chain run beside its layers and never
+hold up a child's content.
+"""
 
 from __future__ import annotations
 
@@ -157,6 +162,9 @@ async def chain_layers(request: ChainLayersRequest, oci: OciSubsystem) -> ChainL
     image = await Get(ImageTarget, ImageTargetRequest(request.address))
     parent_layers, parent_states = 0, ()
     if image.parent:
+        # As build_image does: the platform error comes before any work on the parent's layers.
+        check_platform(await Get(ImageTarget, ImageTargetRequest(image.parent)), request.architecture,
+                       oci.architecture, request.address)
         parent = await Get(ChainLayers, ChainLayersRequest(image.parent, request.architecture))
         parent_layers, parent_states = parent.count, parent.own.states
     own = await Get(OwnLayers, OwnLayersRequest(image, request.architecture, parent_layers, parent_states))
