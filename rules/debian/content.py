@@ -11,14 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from pants.engine.addresses import Addresses, UnparsedAddressInputs
+from pants.engine.addresses import Address, Addresses, UnparsedAddressInputs
 from pants.engine.fs import EMPTY_DIGEST, Digest, MergeDigests
-from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.unions import UnionRule
 
 from debian.bytecode import BytecodeLayers, BytecodeLayersRequest
 from debian.declared_files import DeclaredFile, DeclaredFilesChecked, DeclaredFilesCheckRequest
-from debian.packages import ImagePackageLayersRequest, PackageLayers
+from debian.debian_lock import OptionalImagePackageRequest, PackageRequestFor
+from debian.packages import (FetchDebsRequest, FetchedDebs, ImagePackageLayersRequest, ImagePackages,
+                             ImagePackagesRequest, PackageLayers)
 from debian.system_layer import SystemLayerRequest
 from debian.target_types import DebianUsersField
 from oci.chain import ImageTarget, ImageTargetRequest
@@ -58,17 +60,21 @@ async def debian_content(request: DebianContentRequest) -> ImageContent:
                                                                   request.architecture))
     new_metadata = await Get(Digest, MergeDigests([layer.metadata for layer in packages.layers]))
     metadata = await Get(Digest, MergeDigests([parent.package_metadata, new_metadata]))
-    declared = parent.declared
-    # Refuse a declared file that would replace a package, and a new package over a parent's declared file.
-    if files or (declared and packages.layers):
-        declared = (await Get(DeclaredFilesChecked, DeclaredFilesCheckRequest(
-            address, files, metadata, parent.declared, new_metadata))).declared
     own_users = image.target[DebianUsersField].value or ()
     users = tuple(sorted({*parent.users, *own_users}))
-    bytecode = await Get(BytecodeLayers, BytecodeLayersRequest(address, packages, request.architecture))
-    system: tuple[Layer, ...] = ()
-    if packages.layers or own_users:
-        system = (await Get(Layer, SystemLayerRequest(address, metadata, users)),)
+    # Refuse a declared file that would replace a package, and a new package over a parent's declared file.
+    check = bool(files or (parent.declared and packages.layers))
+    with_system = bool(packages.layers or own_users)
+    # The check, the bytecode and the system layer need only the chain's package layers: side by side.
+    bytecode, *rest = await MultiGet([
+        Get(BytecodeLayers, BytecodeLayersRequest(address, packages, request.architecture)),
+        *([Get(Layer, SystemLayerRequest(address, metadata, users))] if with_system else []),
+        *([Get(DeclaredFilesChecked, DeclaredFilesCheckRequest(address, files, metadata, parent.declared,
+                                                               new_metadata))] if check else []),
+    ])
+    system = tuple(result for result in rest if isinstance(result, Layer))
+    checked = next((result for result in rest if isinstance(result, DeclaredFilesChecked)), None)
+    declared = checked.declared if checked else parent.declared
     layers = (*(p.layer for p in packages.layers), *bytecode.layers, *system)
     state = DebianState(metadata, users, declared)
     return ImageContent(layers, None if state == EMPTY_STATE else state)
@@ -86,8 +92,38 @@ class DebianPrefetchRequest(ContentPrefetchRequest):
 UNKNOWN_PARENT_LAYERS = 0
 
 
+@dataclass(frozen=True)
+class ChainDebsRequest:
+    address: Address
+    architecture: str
+
+
+@dataclass(frozen=True)
+class ChainDebsFetched:
+    """The .debs of an image and of its parents are fetched: each image's after its parent's."""
+
+
+@rule(desc="Fetch the .debs of an image chain, root first")
+async def fetch_chain_debs(request: ChainDebsRequest) -> ChainDebsFetched:
+    image = await Get(ImageTarget, ImageTargetRequest(request.address))
+    if image.parent:
+        await Get(ChainDebsFetched, ChainDebsRequest(image.parent, request.architecture))
+    package_request = await Get(OptionalImagePackageRequest, PackageRequestFor(request.address))
+    if package_request.request is not None:
+        # The same fetch image_package_layers asks for: the engine runs it once.
+        packages = await Get(ImagePackages, ImagePackagesRequest(package_request.request, request.architecture))
+        await Get(FetchedDebs, FetchDebsRequest(packages.added, f"{request.address} ({request.architecture})"))
+    return ChainDebsFetched()
+
+
 @rule(desc="Start an image's Debian package layers")
 async def debian_prefetch(request: DebianPrefetchRequest) -> ContentPrefetched:
+    # Processes wait for a free core in the order they are asked for. Fetching after the parent's fetch
+    # queues the chain's package layers root first, so the last layers to finish are the leaf's and the
+    # parents' system layers and assemblies run beside them instead of after them.
+    parent = (await Get(ImageTarget, ImageTargetRequest(request.address))).parent
+    if parent:
+        await Get(ChainDebsFetched, ChainDebsRequest(parent, request.architecture))
     await Get(PackageLayers, ImagePackageLayersRequest(request.address, UNKNOWN_PARENT_LAYERS, request.architecture))
     return ContentPrefetched()
 

@@ -1,4 +1,9 @@
-"""Assemble images: the parent's layers, then this image's own, then config, manifest and index."""
+"""Assemble images: the parent's layers, then this image's own, then config, manifest and index.
+
+An image's own layers are planned from its parent's layers and content states (`ChainLayers`),
+not from its parent's assembled image: the assemblies of a chain run beside its layers and never
+hold up a child's content.
+"""
 
 from __future__ import annotations
 
@@ -105,8 +110,9 @@ def check_layer_budget(address: Address, parent_layers: int, own_layers: int, ma
 @dataclass(frozen=True)
 class OwnLayersRequest:
     image: ImageTarget
-    parent: BuiltImage | None
     architecture: str
+    parent_layers: int  # layers of the parent chain
+    parent_states: tuple[ContentState, ...]  # every source's state of the parent image
 
 
 @dataclass(frozen=True)
@@ -119,21 +125,51 @@ class OwnLayers:
 
 @rule(desc="Plan an image's own layers")
 async def own_layers(request: OwnLayersRequest, union_membership: UnionMembership) -> OwnLayers:
-    address, parent = request.image.target.address, request.parent
+    address = request.image.target.address
     files = await Get(Addresses, UnparsedAddressInputs(
         request.image.target[OciImageFilesField].value or (), owning_address=address,
         description_of_origin=f"the `files` field of {address}"))
     sources = sorted(union_membership.get(ImageContentRequest), key=lambda source: (source.order, source.__name__))
-    parent_layers, parent_states = (len(parent.layers), parent.states) if parent else (0, ())
-    contents = await MultiGet(
-        Get(ImageContent, ImageContentRequest, source(address, request.architecture, parent_layers, parent_states))
-        for source in sources
+    # The files layer does not depend on the sources' layers: both at once.
+    files_layer, *contents = await MultiGet(
+        Get(OptionalLayer, FilesLayerRequest(address, files)),
+        *(Get(ImageContent, ImageContentRequest,
+              source(address, request.architecture, request.parent_layers, request.parent_states))
+          for source in sources),
     )
-    files_layer = await Get(OptionalLayer, FilesLayerRequest(address, files))
     # Declared files come last so that they override what the content sources wrote.
     layers = (*(layer for content in contents for layer in content.layers),
               *([files_layer.layer] if files_layer.layer else []))
     return OwnLayers(layers, tuple(content.state for content in contents if content.state is not None))
+
+
+@dataclass(frozen=True)
+class ChainLayersRequest:
+    address: Address
+    architecture: str
+
+
+@dataclass(frozen=True)
+class ChainLayers:
+    """An image's own layers, planned from its parent's own layers and states, not its parent's assembly."""
+
+    own: OwnLayers
+    count: int  # layers of the whole chain, this image's included
+
+
+@rule(desc="Plan the layers of an image chain")
+async def chain_layers(request: ChainLayersRequest, oci: OciSubsystem) -> ChainLayers:
+    image = await Get(ImageTarget, ImageTargetRequest(request.address))
+    parent_layers, parent_states = 0, ()
+    if image.parent:
+        # As build_image does: the platform error comes before any work on the parent's layers.
+        check_platform(await Get(ImageTarget, ImageTargetRequest(image.parent)), request.architecture,
+                       oci.architecture, request.address)
+        parent = await Get(ChainLayers, ChainLayersRequest(image.parent, request.architecture))
+        parent_layers, parent_states = parent.count, parent.own.states
+    own = await Get(OwnLayers, OwnLayersRequest(image, request.architecture, parent_layers, parent_states))
+    check_layer_budget(request.address, parent_layers, len(own.layers), oci.max_layers)
+    return ChainLayers(own, parent_layers + len(own.layers))
 
 
 def check_platform(image: ImageTarget, architecture: str, default: str, wanted_by: Address) -> None:
@@ -151,19 +187,22 @@ async def build_image(request: BuildImageRequest, oci: OciSubsystem, union_membe
     chain = await Get(ParentChain, ImageTargetRequest(request.address))  # refuses cycles before recursing
     image = await Get(ImageTarget, ImageTargetRequest(request.address))
     architecture = request.architecture or oci.architecture
-    parent = None
+    layers_get = Get(ChainLayers, ChainLayersRequest(request.address, architecture))
+    parent: BuiltImage | None = None
     if image.parent:
         check_platform(await Get(ImageTarget, ImageTargetRequest(image.parent)), architecture, oci.architecture,
                        request.address)
-        # The parent and this image's parent-independent content, side by side.
-        parent, *_ = await MultiGet([
+        # The parent's build, this image's parent-independent content and the chain's layers side by side:
+        # an image's layers wait for its parent's layers, never for its parent's assembly.
+        planned, parent, *_ = await MultiGet([
+            layers_get,
             Get(BuiltImage, BuildImageRequest(image.parent, architecture)),
             *(Get(ContentPrefetched, ContentPrefetchRequest, source(request.address, architecture))
               for source in union_membership.get(ContentPrefetchRequest)),
         ])
-    own = await Get(OwnLayers, OwnLayersRequest(image, parent, architecture))
-    parent_layers = len(parent.layers) if parent else 0
-    check_layer_budget(request.address, parent_layers, len(own.layers), oci.max_layers)
+    else:
+        planned = await layers_get
+    own = planned.own
 
     spec = image_spec(image, parent, own, architecture, oci)
     spec_digest = await Get(Digest, CreateDigest([FileContent("__image_spec.json", dump_spec(spec.to_json()))]))
