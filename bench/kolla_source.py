@@ -14,16 +14,19 @@ to every image with `python_requirements`, what Kolla's source Dockerfile.j2 fil
 - then, in one RUN, `python3 -m pip --no-cache-dir install --upgrade -c
   /requirements/upper-constraints.txt pip wheel setuptools` and the image's distributions, with
   pip's default bytecode compilation (Kolla's `install_pip` macro). Children run the second part.
-Two variants of that pip step:
+Three variants:
 - `same`: the distributions our image's own venv layers hold (read from our layouts' METADATA,
   so python_exclude is honoured), as `pip install --no-deps --only-binary :all: name==version`;
 - `plain`: Kolla's own form, `pip install --upgrade -c constraints <python_requirements>`, which
-  shows what pip adds without the exclusions.
-Where this differs from Kolla, on purpose: Kolla's openstack-base also installs and keeps
-build-essential, git, python3-dev, pkg-config, zip and the -dev packages of libffi, pcre2, pq,
-ssl, xml2, xslt1, yaml and zlib (and keystone-base libldap2-dev, libsasl2-dev for keystone[ldap]);
-those are left out so that both sides have the same Debian packages plus python3-venv. Kolla ADDs
-the whole requirements repository and the service's source tarball; here only the constraints file.
+  shows what pip adds without the exclusions;
+- `dev`: plain, with Kolla's openstack-base Debian packages, which Kolla installs and keeps:
+  build-essential, git, python3-dev, pkg-config, zip, ca-certificates and the -dev packages of
+  libffi, pcre2, pq, ssl, xml2, xslt1, yaml and zlib. `same` and `plain` have our Debian
+  packages plus python3-venv only.
+Where all three differ from Kolla: keystone-base's and nova-base's Debian packages (libldap2-dev,
+libsasl2-dev for keystone[ldap]; openvswitch, libvirt, ... in nova-base) are not added, the
+services' Debian layers being ours; Kolla ADDs the whole requirements repository and the
+service's source tarball, here only the constraints file is copied.
 
 Ours is one cold `pants package` (fresh store, warm .deb and wheel caches); the Kolla side
 downloads every wheel from PyPI (`--no-cache-dir`, as Kolla) with a warm .deb cache. Times are
@@ -53,7 +56,12 @@ DEFAULT_IMAGES = ["python-base", "source/openstack-base", "source/keystone", "so
 VENV = "/var/lib/kolla/venv"
 SITE = "var/lib/kolla/venv/lib/python3.11/site-packages/"
 CONSTRAINTS = "/requirements/upper-constraints.txt"
-VARIANTS = ("same", "plain")
+VARIANTS = ("same", "plain", "dev")
+# Kolla's openstack-base packages on Debian (kolla/docker/openstack-base/Dockerfile.j2), which it
+# keeps in the image: the `dev` variant installs them, the others only python3-venv.
+KOLLA_OPENSTACK_BASE_DEBS = ("build-essential", "ca-certificates", "git", "libffi-dev", "libpcre2-dev", "libpq-dev",
+                             "libssl-dev", "libxml2-dev", "libxslt1-dev", "libyaml-dev", "libz-dev", "pkg-config",
+                             "python3-dev", "python3-venv", "uwsgi-plugin-python3", "zip")
 # This machine's HTTPS goes through an egress proxy with its own CA: the host's bundle is mounted
 # read-only into each RUN (`buildah bud --volume`) and named by PIP_CERT; it leaves an empty
 # mount-point file at this path in the pip layers, and nothing else.
@@ -163,7 +171,8 @@ def pip_steps(variant: str, chain: Sequence[str], targets: Mapping[str, dict], c
         install = pip(pip_arguments(variant, requirements, ours[image_name(address)].distributions), ca_bundle)
         if first:
             tools = pip(["pip", "wheel", "setuptools"], ca_bundle)
-            steps[address] = ExtraSteps(packages=("python3-venv",), lines=(*venv_lines(), f"RUN {tools} && {install}"),
+            packages = KOLLA_OPENSTACK_BASE_DEBS if variant == "dev" else ("python3-venv",)
+            steps[address] = ExtraSteps(packages=packages, lines=(*venv_lines(), f"RUN {tools} && {install}"),
                                         files=(("upper-constraints.txt", constraints),))
         else:
             steps[address] = ExtraSteps(lines=(f"RUN {install}",))
@@ -210,37 +219,19 @@ def build_kolla(kolla: Kolla, variant: str, steps: Mapping[str, ExtraSteps]) -> 
 # Report
 
 
-def size_rows(names: Sequence[str], ours_total: Mapping, ours_own: Mapping, sides: Mapping[str, Tuple[Mapping, Mapping]]
-              ) -> List[Tuple]:
+SIZE_HEADER = ("image", "built by", "total MB", "total gz MB", "own MB", "own gz MB", "own layers", "venv MB",
+               "of it .pyc MB", "distributions")
+
+
+def size_rows(names: Sequence[str], sides: Mapping[str, Tuple[Mapping, Mapping]]) -> List[Tuple]:
+    """One row per image and side: whole image, the layers over its parent, and the venv files in those."""
     rows = []
     for name in names:
-        cells = [name, B.mb(ours_total[name][0]), B.mb(ours_own[name].uncompressed),
-                 B.mb(ours_own[name].compressed), str(ours_own[name].layers)]
-        for variant, (total, own) in sides.items():
-            cells += [B.mb(total[name][0]), B.mb(own[name].uncompressed), B.mb(own[name].compressed),
-                      str(own[name].layers)]
-        rows.append(tuple(cells))
-    return rows
-
-
-def size_header(variants: Sequence[str]) -> Tuple[str, ...]:
-    header = ["image", "ours total MB", "ours own MB", "ours own gz MB", "ours own layers"]
-    for variant in variants:
-        header += [f"Kolla {variant} total MB", f"Kolla {variant} own MB", f"Kolla {variant} own gz MB",
-                   f"Kolla {variant} own layers"]
-    return tuple(header)
-
-
-def venv_rows(names: Sequence[str], ours_own: Mapping[str, OwnContent], sides: Mapping[str, Mapping[str, OwnContent]]
-              ) -> List[Tuple]:
-    rows = []
-    for name in names:
-        own = ours_own[name]
-        cells = [name, f"{len(own.distributions)}", f"{B.mb(own.venv_bytes)} ({B.mb(own.pyc_bytes)})"]
-        for variant, side in sides.items():
-            cells += [f"{len(side[name].distributions)}",
-                      f"{B.mb(side[name].venv_bytes)} ({B.mb(side[name].pyc_bytes)})"]
-        rows.append(tuple(cells))
+        for side, (total, own) in sides.items():
+            o = own[name]
+            rows.append((name if side == "ours" else "", side, B.mb(total[name][0]), B.mb(total[name][1]),
+                         B.mb(o.uncompressed), B.mb(o.compressed), o.layers, B.mb(o.venv_bytes), B.mb(o.pyc_bytes),
+                         len(o.distributions)))
     return rows
 
 
@@ -284,19 +275,18 @@ def report(names: Sequence[str], ours: Tuple[B.Run, Mapping, Mapping], kolla: Ma
     """Text lines (Markdown) of the tables; the timed runs, for the load note."""
     ours_run, ours_total, ours_own = ours
     variants = list(kolla)
-    sizes = size_rows(names, ours_total, ours_own, {v: (kolla[v]["total"], kolla[v]["own"]) for v in variants})
-    venvs = venv_rows(names, ours_own, {v: kolla[v]["own"] for v in variants})
-    venv_header = ["image", "ours dists", "ours venv MB (pyc)"]
-    for variant in variants:
-        venv_header += [f"Kolla {variant} dists", f"Kolla {variant} venv MB (pyc)"]
+    sides = {"ours": (ours_total, ours_own), **{f"Kolla-style {v}": (kolla[v]["total"], kolla[v]["own"])
+                                                for v in variants}}
     times = time_rows(ours_run, {v: (kolla[v]["run"], kolla[v]["per_image"], kolla[v]["export"]) for v in variants},
                       names)
-    lines = [B.md_table(size_header(variants), sizes), "",
-             "Venv files in each image's own layers (regular files under /var/lib/kolla/venv; `.pyc` in brackets) "
-             "and the distributions whose METADATA those layers write:", "",
-             B.md_table(venv_header, venvs), ""]
+    lines = [B.md_table(SIZE_HEADER, size_rows(names, sides), "llrrrrrrrr"), "",
+             "(own: the layers over the parent image; venv: regular files under /var/lib/kolla/venv in those "
+             "layers, files that a later layer replaces included; distributions: the `*.dist-info/METADATA` "
+             "those layers write.)", ""]
     titles = {"same": "The `same` variant's own venv layers against ours (pip, setuptools and wheel are Kolla's "
                       "tools in the venv):",
+              "dev": "The `dev` variant (Kolla's plain pip step over Kolla's openstack-base packages) against "
+                     "ours:",
               "plain": "What Kolla's plain `pip install --upgrade -c constraints <python_requirements>` installs "
                        "beyond, or other than, our image's own venv layer:"}
     for variant, diff in differences.items():

@@ -135,3 +135,11 @@ def test_own_content_counts_only_the_layers_over_the_parent(tmp_path):
     assert content.venv_bytes == 7 + len(b"Name: oslo.config\nVersion: 10.1.0\n\nName: body\n") + \
         len(b"Name: nested\nVersion: 1\n")
     assert kolla_source.own_content(layout, parent_layers=0).distributions == (("oslo-config", "10.1.0"), ("six", "1.0"))
+
+
+def test_the_dev_variant_installs_and_keeps_kollas_openstack_base_packages():
+    steps = kolla_source.pip_steps("dev", CHAIN, TARGETS, "", OURS, ca_bundle=False)
+    base = steps["images/source/openstack-base:openstack-base"]
+    assert {"build-essential", "python3-dev", "libssl-dev", "python3-venv"} <= set(base.packages)
+    assert base.lines[2].endswith("oslo.config PyMySQL")
+    assert not any("apt-get purge" in line or "autoremove" in line for line in base.lines)
