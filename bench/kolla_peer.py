@@ -45,8 +45,9 @@ import sys
 import tarfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as B  # noqa: E402
@@ -77,7 +78,23 @@ def peek(repo: Path, logs: Path) -> Dict[str, dict]:
 
 
 def image_name(address: str) -> str:
-    return address.split(":")[-1]
+    """`keystone` for images/keystone:keystone, `source/keystone` for images/source/keystone:keystone."""
+    path = address.split(":")[0]
+    return path[len("images/"):] if path.startswith("images/") else path
+
+
+def image_tag(address: str) -> str:
+    """The buildah tag (and context directory) of an image: one path segment, `source-keystone`."""
+    return "localhost/kolla/" + image_name(address).replace("/", "-")
+
+
+@dataclass(frozen=True)
+class ExtraSteps:
+    """What a caller adds to an image's generated Containerfile, right after its package install:
+    Debian packages (into the same apt-get line), RUN/ENV lines, and files those lines read."""
+    packages: Tuple[str, ...] = ()
+    lines: Tuple[str, ...] = ()
+    files: Tuple[Tuple[str, str], ...] = ()  # (name in the build context, text)
 
 
 def parent_address(target: dict) -> Optional[str]:
@@ -147,19 +164,22 @@ def effective_user(target: dict, targets: Dict[str, dict]) -> Optional[str]:
 
 
 def write_context(ctx: Path, target: dict, targets: Dict[str, dict], repo: Path, users: dict, all_users: Sequence[str],
-                  apt_cache: str, pins: Sequence[str] = ()) -> None:
+                  apt_cache: str, pins: Sequence[str] = (), extra: ExtraSteps = ExtraSteps()) -> None:
     if ctx.exists():
         shutil.rmtree(ctx)
     ctx.mkdir(parents=True)
     parent = parent_address(target)
-    lines = [f"FROM {'localhost/kolla/' + image_name(parent) if parent else 'localhost/debian:bookworm-mm'}"]
+    lines = [f"FROM {image_tag(parent) if parent else 'localhost/debian:bookworm-mm'}"]
     if parent:
         lines.append("USER root")  # as Kolla's Dockerfiles do: the parent may end as a service account
     if not parent and all_users:
         lines.append(accounts_line(users, all_users))
-    packages = list(target.get("packages") or [])
+    packages = [*(target.get("packages") or []), *extra.packages]
     if packages or pins:
         lines.append(install_line(packages, bool(target.get("recommends")), apt_cache, pins))
+    for name, text in extra.files:
+        (ctx / name).write_text(text)
+    lines.extend(extra.lines)
     for i, files in enumerate(resolve_files(target, targets)):
         directory = files["address"].split(":")[0]
         for source in files["sources"]:
@@ -212,6 +232,7 @@ class Kolla:
         self.apt_cache = apt_cache
         self.jobs = jobs
         self.storage: Optional[Path] = None
+        self.bud_args: List[str] = []  # more `buildah bud` options, for every image (e.g. a --volume)
         self.rootfs = work / "debian-rootfs.tar"
         self.archives = work / "apt-archives"
         self.users = B.load_lock(repo / "images/users.yaml")
@@ -277,11 +298,15 @@ class Kolla:
                            stderr=subprocess.DEVNULL)
             shutil.rmtree(self.storage, ignore_errors=True)
 
-    def contexts(self, pins: Sequence[str] = ()) -> None:
+    def contexts(self, pins: Sequence[str] = (), extras: Mapping[str, ExtraSteps] = {}) -> None:
         for address in self.images:
             target = self.targets[address]
-            write_context(self.work / "ctx" / image_name(address), target, self.targets, self.repo, self.users,
-                          self.all_users, self.apt_cache, pins if not parent_address(target) else ())
+            write_context(self.context(address), target, self.targets, self.repo, self.users, self.all_users,
+                          self.apt_cache, pins if not parent_address(target) else (),
+                          extras.get(address, ExtraSteps()))
+
+    def context(self, address: str) -> Path:
+        return self.work / "ctx" / image_tag(address).split("/")[-1]
 
     def build_set(self, label: str, tag: str) -> Tuple[B.Run, Dict[str, B.Run]]:
         """Build every image, parents first, up to `jobs` at once; one Run for the whole set."""
@@ -294,17 +319,16 @@ class Kolla:
             volume = []
             if self.apt_cache == "warm":
                 # A private hardlinked copy per build: concurrent apt-gets must not share archives/lock.
-                archives = self.work / f"apt-archives-{name}"
+                archives = self.work / f"apt-archives-{name.replace('/', '-')}"
                 shutil.rmtree(archives, ignore_errors=True)
                 B.link_tree(self.archives, archives)
                 (archives / "partial").mkdir(exist_ok=True)
                 volume = ["--volume", f"{archives}:/var/cache/apt/archives"]
             r = B.run(f"{label}: {name}", [*self.buildah(), "bud", "--isolation", "chroot", "--timestamp", "0",
-                                            "--layers", *volume, "-t", f"localhost/kolla/{name}",
-                                            str(self.work / "ctx" / name)],
-                      self.logs / f"{tag}-{name}.log", env={**os.environ, "BUILDAH_LAYERS": "true"})
+                                            "--layers", *volume, *self.bud_args, "-t", image_tag(address), str(self.context(address))],
+                      self.logs / f"{tag}-{name.replace('/', '-')}.log", env={**os.environ, "BUILDAH_LAYERS": "true"})
             if volume:
-                shutil.rmtree(self.work / f"apt-archives-{name}", ignore_errors=True)
+                shutil.rmtree(archives, ignore_errors=True)
             with lock:
                 done[address] = r
                 running.discard(address)
@@ -349,9 +373,10 @@ class Kolla:
         layouts = {}
         for address in self.images:
             name = image_name(address)
-            layouts[name] = dest / name
-            r = B.run(f"{label}: {name}", [*self.buildah(), "push", "--format", "oci", f"localhost/kolla/{name}",
-                                           f"oci:{dest / name}:latest"], self.logs / f"push-{dest.name}-{name}.log",
+            layouts[name] = dest / image_tag(address).split("/")[-1]
+            r = B.run(f"{label}: {name}", [*self.buildah(), "push", "--format", "oci", image_tag(address),
+                                           f"oci:{layouts[name]}:latest"],
+                      self.logs / f"push-{dest.name}-{name.replace('/', '-')}.log",
                       quiet=True).check()
             cpu += r.cpu
         wall = time.monotonic() - start
@@ -475,7 +500,9 @@ def main(argv=None) -> int:
     ours = Ours(work / "ours", [], Path(args.deb_cache), args.bump_source)
     targets = peek(ours.repo, logs)
     images_by_name = {image_name(a): a for a, t in targets.items() if t.get("target_type") == "oci_image"}
-    wanted = sorted(images_by_name) if args.images == ["all"] else args.images
+    # The source images (a venv from PyPI) are built the Kolla way by bench/kolla_source.py.
+    wanted = sorted(n for n, a in images_by_name.items() if not targets[a].get("python_requirements")) \
+        if args.images == ["all"] else args.images
     addresses = order_parents_first([images_by_name[n] for n in wanted], targets)
     names = [image_name(a) for a in addresses]
     ours.targets = [a.split(":")[0] for a in addresses]
@@ -506,7 +533,7 @@ def main(argv=None) -> int:
             for address in addresses:
                 name = image_name(address)
                 inspect = json.loads(subprocess.run([*kolla.buildah(), "inspect", "--type", "image",
-                                                     f"localhost/kolla/{name}"], check=True,
+                                                     image_tag(address)], check=True,
                                                     stdout=subprocess.PIPE).stdout)
                 ids[name] = {"id": inspect.get("FromImageID"), "diff_ids": inspect["OCIv1"]["rootfs"]["diff_ids"]}
             kolla_ids.append(ids)
