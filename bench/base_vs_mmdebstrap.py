@@ -75,7 +75,7 @@ def mmdebstrap_image(work: Path, label: str, tag: str, archives: Path = None) ->
     rootfs = out / "rootfs.tar"
     hooks = []
     if archives:
-        hooks = [f'--setup-hook=mkdir -p "$1"/var/cache/apt/archives',
+        hooks = ['--setup-hook=mkdir -p "$1"/var/cache/apt/archives',
                  f"--setup-hook=sync-in {archives} /var/cache/apt/archives/"]
     mm = B.run(f"{label}: mmdebstrap", ["mmdebstrap", "--variant=essential", f"--hook-dir={MERGED_USR_HOOKS}",
                                          "--include=ca-certificates,dumb-init", *hooks,
@@ -128,9 +128,7 @@ def main(argv=None) -> int:
     parser.add_argument("--deb-cache", default=str(B.DEFAULT_DEB_CACHE))
     B.add_run_options(parser)
     args = parser.parse_args(argv)
-    for tool in ("mmdebstrap", "umoci"):
-        if not shutil.which(tool):
-            raise SystemExit(f"error: {tool} not found (apt-get install -y mmdebstrap umoci)")
+    B.require_tools("mmdebstrap", "umoci")
 
     work = B.work_dir(args.work, KEY)
     logs = work / "logs"

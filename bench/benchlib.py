@@ -224,6 +224,13 @@ def stop_pantsd(repo: Path) -> None:
             pass
 
 
+def require_tools(*tools: str) -> None:
+    """Stop with the apt-get line that installs what is missing."""
+    missing = [tool for tool in tools if not shutil.which(tool)]
+    if missing:
+        raise SystemExit(f"error: {', '.join(missing)} not found (apt-get install -y {' '.join(tools)})")
+
+
 def ensure_pants_bootstrapped(repo: Path, log: Path) -> None:
     """The first ./pants call makes the venv; keep it out of the measurements."""
     run("bootstrap pants", ["./pants", "--no-pantsd", "--version"], log, cwd=repo, env=clean_env(), quiet=True).check()

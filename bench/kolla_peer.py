@@ -35,7 +35,6 @@ Standard library only (Python 3.9+); needs buildah, mmdebstrap and gpgv.
 from __future__ import annotations
 
 import argparse
-import gzip
 import hashlib
 import json
 import os
@@ -486,9 +485,7 @@ def main(argv=None) -> int:
     parser.add_argument("--deb-cache", default=str(B.DEFAULT_DEB_CACHE))
     B.add_run_options(parser)
     args = parser.parse_args(argv)
-    for tool in ("buildah", "mmdebstrap", "gpgv"):
-        if not shutil.which(tool):
-            raise SystemExit(f"error: {tool} not found (apt-get install -y buildah mmdebstrap gpgv)")
+    B.require_tools("buildah", "mmdebstrap", "gpgv")
 
     work = B.work_dir(args.work, KEY)
     info = B.machine()

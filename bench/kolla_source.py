@@ -40,7 +40,6 @@ import argparse
 import os
 import re
 import shlex
-import shutil
 import sys
 import tarfile
 from dataclasses import dataclass
@@ -308,9 +307,7 @@ def main(argv=None) -> int:
                              "empty for pip's own)")
     B.add_run_options(parser)
     args = parser.parse_args(argv)
-    for tool in ("buildah", "mmdebstrap", "gpgv"):
-        if not shutil.which(tool):
-            raise SystemExit(f"error: {tool} not found (apt-get install -y buildah mmdebstrap gpgv)")
+    B.require_tools("buildah", "mmdebstrap", "gpgv")
     work = B.work_dir(args.work, KEY)
     info = {**B.machine(), "buildah": B.tool_version(["buildah", "--version"])}
     (work / "logs").mkdir(parents=True, exist_ok=True)

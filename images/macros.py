@@ -14,3 +14,27 @@ def kolla_extend_start_hook():
         mode="0644",
         owner="0:0",
     )
+
+
+def nova_compute_runtime_packages():
+    """The programs Debian's nova-compute runs besides its Python: qemu-img, iSCSI, config drives,
+    firewall, VLAN and disk tools. Both nova-compute variants take them; images/nova-compute/BUILD
+    says why Debian's nova-compute package itself cannot be installed.
+    """
+    return [
+        "qemu-utils",
+        "open-iscsi",
+        "genisoimage",
+        "conntrack",
+        "cgroup-tools",
+        "curl",
+        "dosfstools",
+        "ebtables",
+        "fdisk",
+        "gawk",
+        "iptables",
+        "kpartx",
+        "parted",
+        "rsync",
+        "vlan",
+    ]

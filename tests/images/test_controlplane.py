@@ -8,51 +8,22 @@ container's state, health and log tail.
 
 from __future__ import annotations
 
-import os
-import shutil
-import sys
-from pathlib import Path
-
 import pytest
 
 import benchscripts
+from planes import DIST, deployed, running
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DIST = Path(os.environ.get("SERVICE_CHECKS_DIST", REPO_ROOT / "dist"))
-sys.path.insert(0, str(REPO_ROOT))
-
-from deploy import controlplane as cp  # noqa: E402
-from deploy.podman import DeployError, Podman  # noqa: E402
+from deploy import controlplane as cp
 
 pytestmark = pytest.mark.controlplane
 
 bench = benchscripts.load("controlplane", "controlplane_bench")
 
 
-def deployed(action, *args):
-    """`action(*args)`, with a failed deployment step reported as the test's failure."""
-    try:
-        return action(*args)
-    except DeployError as error:
-        pytest.fail(f"{error.container}: {error.step}: {error.reason}\n{error.logs}", pytrace=False)
-
-
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory):
-    podman = shutil.which("podman")
-    if podman is None:
-        pytest.skip("needs podman")
-    images = sorted({s.image for s in cp.SERVICES} | {cp.CLIENT_IMAGE})
-    missing = [i for i in images if not (DIST / f"images.{i}" / i / "index.json").is_file()]
-    if missing:
-        pytest.skip(f"no OCI layouts for {', '.join(missing)} in {DIST} (run ./pants package :: first)")
-    plane = cp.Plane(Podman(podman), str(DIST), str(tmp_path_factory.mktemp("controlplane")), "cptest_")
-    cp.down(plane)
-    try:
-        deployed(cp.up, plane)
+    with running(tmp_path_factory.mktemp("controlplane"), "cptest_") as (plane, _):
         yield plane
-    finally:
-        cp.down(plane)
 
 
 @pytest.fixture(scope="module")

@@ -13,19 +13,11 @@ container's state, health and log tail.
 
 from __future__ import annotations
 
-import os
-import shutil
-import sys
-from pathlib import Path
-
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DIST = Path(os.environ.get("SERVICE_CHECKS_DIST", REPO_ROOT / "dist"))
-sys.path.insert(0, str(REPO_ROOT))
+from planes import DIST, deployed, running
 
-from deploy import controlplane as cp  # noqa: E402
-from deploy.podman import DeployError, Podman  # noqa: E402
+from deploy import controlplane as cp
 
 pytestmark = pytest.mark.controlplane
 
@@ -35,32 +27,11 @@ EXERCISE = ["token", "project and user", "image upload and download", "flavor", 
             "network and subnet", "clean up"]
 
 
-def deployed(action, *args):
-    """`action(*args)`, with a failed deployment step reported as the test's failure."""
-    try:
-        return action(*args)
-    except DeployError as error:
-        pytest.fail(f"{error.container}: {error.step}: {error.reason}\n{error.logs}", pytrace=False)
-
-
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory):
-    podman = shutil.which("podman")
-    if podman is None:
-        pytest.skip("needs podman")
-    plane = cp.Plane(Podman(podman), str(DIST), str(tmp_path_factory.mktemp("controlplane-source")), "cpsrc_",
-                     SOURCE)
-    layouts = sorted({plane.layout(s.image) for s in cp.SERVICES} | {plane.layout(cp.CLIENT_IMAGE)})
-    missing = [layout for layout in layouts if not os.path.isfile(os.path.join(layout, "index.json"))]
-    if missing:
-        pytest.skip(f"no OCI layouts at {', '.join(missing)} (run ./pants package :: first)")
-    cp.down(plane)
-    try:
-        report = deployed(cp.up, plane)
+    with running(tmp_path_factory.mktemp("controlplane-source"), "cpsrc_", SOURCE) as (plane, report):
         print(f"\nsource plane up:\n{report.render()}")
         yield plane
-    finally:
-        cp.down(plane)
 
 
 def in_container(plane, service: str, *argv: str) -> str:
