@@ -31,7 +31,7 @@ from typing import Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
 
 from oci.actions.build_layer import write_layer_files
 from oci.actions.specs import LayerDescriptor, LayerSettings, load_spec
-from oci.actions.pycompile import CompileError, CompileResult, Compiler, run_compiler
+from oci.actions.pycompile import CompileError, CompileResult, Compiler, cache_path, run_compiler
 from oci.actions.tarlayer import DIR, FILE, Entry
 
 from .debcontents import resolve_lexically
@@ -204,12 +204,6 @@ def resolve_source(tree: LayerTree, path: str, minor: str) -> Optional[Tuple[str
         if not compile_minors(path, [minor]):
             return None
     return None
-
-
-def cache_path(path: str, minor: str) -> str:
-    """importlib.util.cache_from_source for CPython `minor`: dir/__pycache__/mod.cpython-3X.pyc."""
-    directory, name = posixpath.split(path)
-    return f"{directory}/__pycache__/{name[:-3]}.cpython-{minor.replace('.', '')}.pyc"
 
 
 # ---------------------------------------------------------------- compiling

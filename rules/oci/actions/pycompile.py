@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -60,6 +61,13 @@ class CompileResult:
     version: str
     compiled: Tuple[Tuple[str, str], ...]  # (image .py, image .pyc)
     failed: Tuple[Tuple[str, str], ...]  # (image .py, error)
+
+
+def cache_path(path: str, minor: str) -> str:
+    """importlib.util.cache_from_source for CPython `minor`, whatever Python runs the action:
+    dir/__pycache__/mod.cpython-3X.pyc."""
+    directory, name = posixpath.split(path)
+    return f"{directory}/__pycache__/{name[:-3]}.cpython-{minor.replace('.', '')}.pyc"
 
 
 def run_compiler(compiler: Compiler, modules: Sequence[Tuple[str, str]], out_root: str, work_dir: str) -> CompileResult:

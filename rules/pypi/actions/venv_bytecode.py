@@ -23,15 +23,9 @@ import os
 import posixpath
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from oci.actions.pycompile import CompileResult, Compiler, run_compiler
+from oci.actions.pycompile import CompileResult, Compiler, cache_path, run_compiler
 
 from .wheel import InstalledDistribution, VenvFile, VenvLayout, installed_record, memory_file
-
-
-def cache_path(path: str, minor: str) -> str:
-    """importlib.util.cache_from_source for CPython `minor` of a venv path: dir/__pycache__/mod.cpython-3X.pyc."""
-    directory, name = posixpath.split(path)
-    return f"{directory}/__pycache__/{name[:-3]}.cpython-{minor.replace('.', '')}.pyc"
 
 
 def compiled_sources(dist: InstalledDistribution, layout: VenvLayout) -> List[VenvFile]:
