@@ -109,8 +109,9 @@ def build_package_layer(spec: PackageLayerSpec, out_dir: str) -> LayerDescriptor
         # The system layer's inputs come whole, whatever the path filter leaves in the image.
         write_extras(layer.unfiltered, DEFAULT_EXTRAS, out_dir)
     with open(os.path.join(out_dir, PACKAGES_JSON), "w", encoding="utf-8") as f:
-        json.dump(layer_packages_json(layer.packages, effects), f, sort_keys=True, separators=(",", ":"),
-                  ensure_ascii=False)
+        # dumps, not dump: only the one-shot encoder is json's C one, several times faster here.
+        f.write(json.dumps(layer_packages_json(layer.packages, effects), sort_keys=True, separators=(",", ":"),
+                           ensure_ascii=False))
     return result
 
 

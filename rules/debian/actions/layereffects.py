@@ -11,8 +11,9 @@ and for audits.
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import AbstractSet, Dict, Iterator, List, Mapping, Sequence, Set, Tuple
 
 from oci.actions.tarlayer import DIR, FILE, HARDLINK, Entry
 
@@ -42,8 +43,30 @@ def kind_effects(package: InstalledPackage) -> List[dict]:
             for e in package.findings.effects if e.kind not in HANDLED_KINDS]
 
 
-def package_input(package: InstalledPackage, by_path: Mapping[str, Entry]) -> PackageInput:
-    """The package's paths as the layer holds them now (earlier packages' effects included)."""
+class PathsBut(collections.abc.Set):
+    """The layer's paths but one package's own, as a view: a copy per package made a layer of
+    thousands of paths quadratic. Valid while that package is planned, before its effects land."""
+
+    def __init__(self, paths: AbstractSet[str], own: AbstractSet[str]):
+        self.paths = paths
+        self.own = own
+
+    def __contains__(self, path: object) -> bool:
+        return path in self.paths and path not in self.own
+
+    def __iter__(self) -> Iterator[str]:
+        return (p for p in self.paths if p not in self.own)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def package_input(package: InstalledPackage, by_path: Mapping[str, Entry], layer_paths: AbstractSet[str]
+                  ) -> PackageInput:
+    """The package's paths as the layer holds them now (earlier packages' effects included).
+
+    `layer_paths` is every key of `by_path` as an absolute path.
+    """
     own = [by_path[f.path] for f in package.files if f.path in by_path]
     files = tuple(PathState("/" + e.path, e.kind, e.mode, e.uid, e.gid) for e in own)
     texts = {"/" + e.path: e for e in own if e.kind in (FILE, HARDLINK)}
@@ -51,7 +74,7 @@ def package_input(package: InstalledPackage, by_path: Mapping[str, Entry]) -> Pa
                 if p.startswith(tuple("/" + d for d in TMPFILES_DIRS)) and p.endswith(".conf")}
     units = {p: read_text(e, by_path) for p, e in texts.items()
              if p.startswith(tuple("/" + d for d in UNIT_DIRS)) and p.endswith(".service")}
-    others = frozenset("/" + p for p in by_path) - {f.path for f in files}
+    others = PathsBut(layer_paths, {f.path for f in files})
     return PackageInput(package.name, scan_commands(package.control.scripts, package.name), files, tmpfiles, units,
                         others)
 
@@ -60,14 +83,16 @@ def apply_effects(packages: Sequence[InstalledPackage], entries: Sequence[Entry]
                   ) -> Tuple[List[Entry], Dict[Tuple[str, str], dict]]:
     """The layer's entries with every package's effects applied, and each package's record."""
     by_path: Dict[str, Entry] = {e.path: e for e in entries}
+    layer_paths: Set[str] = {"/" + p for p in by_path}
     made: Dict[str, Tuple[FinalEntry, str]] = {}
     records: Dict[Tuple[str, str], dict] = {}
     for package in packages:
-        package_in = package_input(package, by_path)
+        package_in = package_input(package, by_path, layer_paths)
         result = plan(package_in, ids)
         finals = final_entries(package_in, result)
         for final in finals:
             by_path[final.path.lstrip("/")] = effect_entry(final, by_path, made, package.name)
+            layer_paths.add("/" + final.path.lstrip("/"))
         records[(package.name, package.control.architecture)] = dict(record(result, finals),
                                                                      by_kind=kind_effects(package))
     return [by_path[p] for p in sorted(by_path)], records

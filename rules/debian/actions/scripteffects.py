@@ -31,7 +31,7 @@ import posixpath
 import re
 import shlex
 from dataclasses import dataclass, field, replace
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import AbstractSet, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from oci.actions.tarlayer import DIR, FILE, HARDLINK, SYMLINK
 
@@ -63,7 +63,7 @@ class PackageInput:
     files: Tuple[PathState, ...]
     tmpfiles: Mapping[str, str] = field(default_factory=dict)  # /usr/lib/tmpfiles.d/x.conf -> text
     units: Mapping[str, str] = field(default_factory=dict)  # /lib/systemd/system/x.service -> text
-    image_paths: frozenset = frozenset()  # paths other packages of the layer ship
+    image_paths: AbstractSet[str] = frozenset()  # paths other packages of the layer ship
 
 
 # ---------------------------------------------------------------- outputs
@@ -172,9 +172,9 @@ class Node:
 class Tree:
     """The package's paths as the effects so far leave them."""
 
-    def __init__(self, files: Iterable[PathState], image_paths: Iterable[str] = ()):
+    def __init__(self, files: Iterable[PathState], image_paths: AbstractSet[str] = frozenset()):
         self.nodes: Dict[str, Node] = {f.path: Node(f.kind, f.uid, f.gid, f.mode) for f in files}
-        self.others = frozenset(image_paths)
+        self.others = image_paths
 
     def exists(self, path: str) -> bool:
         return path in self.nodes or path in self.others
