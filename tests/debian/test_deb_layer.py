@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -350,6 +351,7 @@ HOSTILE_CASES = {
                           "escapes"),
     "twice": ([tar_member("./usr/a", data=b"1"), tar_member("./usr/a", data=b"2")], "./usr/a", "second time"),
     "bin-link-replaced": ([tar_member("./bin", tarfile.SYMTYPE, linkname="/tmp")], "./bin", "merged-/usr link"),
+    "sparse": ([tar_member("./usr/holes", tarfile.GNUTYPE_SPARSE)], "./usr/holes", "sparse"),
 }
 
 
@@ -442,6 +444,42 @@ def test_missing_md5sums_are_computed(tmp_path):
     layer = package_layer([DebInput(str(deb))], str(tmp_path))
     md5sums, = [e for e in layer.entries if e.path.endswith("c.md5sums")]
     assert md5sums.data == f"{hashlib.md5(b'payload' + bytes([10])).hexdigest()}  usr/file\n".encode()
+
+
+def test_a_conffile_hardlinking_a_plain_file_gets_its_md5(tmp_path):
+    # With md5sums in the .deb only conffiles are hashed; here the conffile is a hardlink.
+    md5 = hashlib.md5(b"setting\n").hexdigest()
+    deb = tmp_path / "c.deb"
+    deb.write_bytes(ar_archive([
+        ("debian-binary", b"2.0\n"),
+        ("control.tar.xz", control_tar("c", extra={"md5sums": f"{md5}  usr/share/c/default\n".encode(),
+                                                   "conffiles": b"/etc/c.conf\n"})),
+        ("data.tar.xz", tar_bytes(DIR_MEMBERS + [
+            tar_member("./usr/share/c/default", data=b"setting\n"),
+            tar_member("./etc/c.conf", tarfile.LNKTYPE, linkname="./usr/share/c/default")])),
+    ]))
+    layer = package_layer([DebInput(str(deb))], str(tmp_path))
+    status, = [e for e in layer.entries if e.path == "var/lib/dpkg/status.d/c"]
+    assert f"\n /etc/c.conf {md5}\n" in status.data.decode()
+
+
+@pytest.mark.parametrize("cut, where", [(2048, "member './usr/big' needs 5000 bytes"), (1100, "inside a member header")])
+def test_a_data_tar_cut_short_is_refused(tmp_path, cut, where):
+    data = tar_bytes(DIR_MEMBERS + [tar_member("./usr/big", data=b"x" * 5000)], "none")
+    deb = tmp_path / "cut.deb"
+    deb.write_bytes(ar_archive([("debian-binary", b"2.0\n"), ("control.tar.xz", control_tar("cut")),
+                                ("data.tar", data[:cut])]))
+    with pytest.raises(CompressedDataError, match=rf"cut\.deb: data\.tar is cut short.*{re.escape(where)}"):
+        package_layer([DebInput(str(deb))], str(tmp_path))
+
+
+def test_an_xz_data_tar_without_its_end_is_refused(tmp_path):
+    data = tar_bytes(DIR_MEMBERS + [tar_member("./usr/file", data=os.urandom(4000))], "xz")
+    deb = tmp_path / "cut.deb"
+    deb.write_bytes(ar_archive([("debian-binary", b"2.0\n"), ("control.tar.xz", control_tar("cut")),
+                                ("data.tar.xz", data[:-40])]))
+    with pytest.raises(CompressedDataError, match=r"cut\.deb.*data\.tar\.xz is corrupt"):
+        package_layer([DebInput(str(deb))], str(tmp_path))
 
 
 def test_control_file_is_read_with_scripts(tmp_path):

@@ -18,14 +18,15 @@ Decisions, so that a layer is safe to stack and the same on every host:
 from __future__ import annotations
 
 import hashlib
+import os
 import posixpath
 import tarfile
 from dataclasses import dataclass, field
-from typing import BinaryIO, Dict, List, Mapping, Optional, Tuple
+from typing import BinaryIO, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from oci.actions.tarlayer import DIR, FILE, HARDLINK, SYMLINK, Entry
 
-from .debfile import CompressedDataError, ControlInfo, DebArchive, DebError
+from .debfile import ControlInfo, DebArchive, DebError, strip_dot_slash
 from .ldcache import shared_object_records
 from .maintscripts import ScriptFindings, scan_maintainer_scripts
 
@@ -87,7 +88,7 @@ class PackageFile:
     entry: Entry
     member: str  # the data.tar name, for messages
     sha256: str = ""  # of the content, for files and hardlinks
-    md5: str = ""
+    md5: str = ""  # only where dpkg's database needs it (`md5_paths`)
     size: int = 0
 
     @property
@@ -223,7 +224,7 @@ def relocated_symlink_target(original: str, moved: str, target: str) -> str:
 
 
 def read_package(deb: DebInput, spool: str) -> InstalledPackage:
-    """Read a .deb: control data, script findings, and its files, whose contents go to the file `spool`.
+    """Read a .deb: control data, script findings, and its files, whose contents stay in the file `spool`.
 
     The layer is written later, in path order across all packages, so contents
     are kept on disk rather than in memory and read back by `SpoolSlice`.
@@ -232,45 +233,53 @@ def read_package(deb: DebInput, spool: str) -> InstalledPackage:
         control = archive.control()
         if deb.name and control.package != deb.name:
             raise DebError(deb.label, f"the control file says this is package {control.package!r}")
-        with open(spool, "wb") as out:
-            files = read_files(archive, deb.label, SpoolWriter(spool, out))
+        with open(spool, "w+b") as out:
+            contents = SpooledContents(spool, out, md5_paths(control))
+            files = read_files(archive.unpack_data(out), deb.label, contents)
     findings = scan_maintainer_scripts(control.scripts, control.triggers)
     return InstalledPackage(deb, control, tuple(files), findings, shared_object_records(files))
 
 
-class SpoolWriter:
-    """Appends member contents to one spool file, hashing them on the way."""
+def md5_paths(control: ControlInfo) -> Optional[frozenset]:
+    """Paths whose md5 dpkg's database needs: the conffiles, or every file (None) if the .deb has no md5sums."""
+    if not control.md5sums:
+        return None
+    return frozenset(merged_usr_path(strip_dot_slash(c)) for c in control.conffiles)
 
-    def __init__(self, path: str, out: BinaryIO):
+
+class SpooledContents:
+    """The data.tar in a spool file: a member's contents as a slice of it, hashed in place."""
+
+    def __init__(self, path: str, spool: BinaryIO, md5_paths: Optional[frozenset]):
         self.path = path
-        self.out = out
-        self.offset = 0
+        self.fd = spool.fileno()
+        self.md5_paths = md5_paths
 
-    def copy(self, content: BinaryIO, expected_size: int, label: str, member: str) -> Tuple[SpoolSlice, str, str]:
-        sha256, md5 = hashlib.sha256(), hashlib.md5()
-        start, size = self.offset, 0
-        while True:
-            chunk = content.read(COPY_CHUNK)
-            if not chunk:
-                break
+    def content(self, info: tarfile.TarInfo, path: str) -> Tuple[SpoolSlice, str, str]:
+        """The slice of a regular member, its sha256 and, if dpkg needs it, its md5 (else "")."""
+        data = SpoolSlice(self.path, info.offset_data, info.size)
+        return data, *self.hashes(data, self.md5_paths is None or path in self.md5_paths)
+
+    def hashes(self, data: SpoolSlice, md5: bool) -> Tuple[str, str]:
+        sha256, md5sum = hashlib.sha256(), (hashlib.md5() if md5 else None)
+        offset, end = data.offset, data.offset + data.size
+        while offset < end:
+            chunk = os.pread(self.fd, min(COPY_CHUNK, end - offset), offset)
             sha256.update(chunk)
-            md5.update(chunk)
-            self.out.write(chunk)
-            size += len(chunk)
-        if size != expected_size:
-            raise CompressedDataError(label, f"member {member!r} is cut short: {size} of {expected_size} bytes")
-        self.offset += size
-        return SpoolSlice(self.path, start, size), sha256.hexdigest(), md5.hexdigest()
+            if md5sum is not None:
+                md5sum.update(chunk)
+            offset += len(chunk)
+        return sha256.hexdigest(), (md5sum.hexdigest() if md5sum else "")
 
 
-def read_files(archive: DebArchive, label: str, spool: SpoolWriter) -> List[PackageFile]:
+def read_files(members: Iterator[tarfile.TarInfo], label: str, contents: SpooledContents) -> List[PackageFile]:
     by_path: Dict[str, PackageFile] = {}
     files: List[PackageFile] = []
-    for info, content in archive.data_members():
+    for info in members:
         original = member_path(info.name, label)
         if original is None:
             continue  # "./", the root directory itself
-        file = package_file(info, content, original, by_path, label, spool)
+        file = package_file(info, original, by_path, label, contents)
         if file is None:
             continue
         previous = by_path.get(file.path)
@@ -283,8 +292,8 @@ def read_files(archive: DebArchive, label: str, spool: SpoolWriter) -> List[Pack
     return files
 
 
-def package_file(info: tarfile.TarInfo, content, original: str, by_path: Mapping[str, PackageFile], label: str,
-                 spool: SpoolWriter) -> Optional[PackageFile]:
+def package_file(info: tarfile.TarInfo, original: str, by_path: Mapping[str, PackageFile], label: str,
+                 contents: SpooledContents) -> Optional[PackageFile]:
     path = merged_usr_path(original)
     owner = dict(uid=info.uid, gid=info.gid, uname=info.uname, gname=info.gname)
     mode = info.mode & 0o7777
@@ -293,13 +302,15 @@ def package_file(info: tarfile.TarInfo, content, original: str, by_path: Mapping
                                               "(the container runtime provides /dev)")
     if info.isdir():
         return PackageFile(Entry(path, DIR, mode, **owner), info.name)
+    if info.issparse():
+        raise HostileMember(label, info.name, "is a sparse file, which no Debian package ships")
     if info.isreg():
-        data, sha256, md5 = spool.copy(content, info.size, label, info.name)
+        data, sha256, md5 = contents.content(info, path)
         return PackageFile(Entry(path, FILE, mode, **owner, opener=data), info.name, sha256, md5, info.size)
     if info.issym():
         return symlink_file(info, original, path, owner, label)
     if info.islnk():
-        return hardlink_file(info, path, by_path, label)
+        return hardlink_file(info, path, by_path, label, contents)
     raise HostileMember(label, info.name, f"has tar type {info.type!r}, which a layer cannot hold")
 
 
@@ -315,7 +326,8 @@ def symlink_file(info: tarfile.TarInfo, original: str, path: str, owner: dict, l
     return PackageFile(Entry(path, SYMLINK, 0o777, **owner, target=target), info.name)
 
 
-def hardlink_file(info: tarfile.TarInfo, path: str, by_path: Mapping[str, PackageFile], label: str) -> PackageFile:
+def hardlink_file(info: tarfile.TarInfo, path: str, by_path: Mapping[str, PackageFile], label: str,
+                  contents: SpooledContents) -> PackageFile:
     try:
         target_original = member_path(info.linkname, label)
     except HostileMember:
@@ -330,4 +342,7 @@ def hardlink_file(info: tarfile.TarInfo, path: str, by_path: Mapping[str, Packag
     content = first.entry
     entry = Entry(path, HARDLINK, content.mode, content.uid, content.gid, content.uname, content.gname,
                   target=content.path)
-    return PackageFile(entry, info.name, first.sha256, first.md5, first.size)
+    md5 = first.md5
+    if not md5 and contents.md5_paths is not None and path in contents.md5_paths:  # a conffile linking a file
+        md5 = contents.hashes(content.opener, md5=True)[1]
+    return PackageFile(entry, info.name, first.sha256, md5, first.size)

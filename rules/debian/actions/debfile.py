@@ -3,16 +3,21 @@
 A .deb is an `ar` archive holding `debian-binary` ("2.0\\n"), `control.tar[.xz|.gz]`
 and `data.tar[.xz|.gz|.bz2]`; members whose name starts with "_" (signatures)
 may follow and are skipped, as dpkg does.  The ar framing is parsed by hand so
-that every malformation gets an error naming the .deb; the tars are read with
-tarfile in stream mode, straight from the .deb, so data.tar is never held in
-memory or written out whole.
+that every malformation gets an error naming the .deb.  control.tar is read with
+tarfile in stream mode, straight from the .deb.  data.tar is either streamed the
+same way (`data_members`), or decompressed whole into a spool file and read from
+there (`unpack_data`): a package layer reads every byte of it, and from the spool a
+file's contents are a slice, never copied member by member through tarfile.
 """
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import io
 import lzma
 import os
+import shutil
 import tarfile
 import zlib
 from dataclasses import dataclass, field
@@ -33,6 +38,9 @@ MAINTAINER_SCRIPTS = ("preinst", "postinst", "prerm", "postrm", "config")
 CONTROL_SIZE_LIMIT = 64 * 1024 * 1024
 # What a corrupt compressed stream or tar can raise while being read.
 CORRUPT_DATA_ERRORS = (tarfile.TarError, lzma.LZMAError, zlib.error, EOFError, OSError, ValueError)
+DECOMPRESSING_READERS = {".gz": lambda f: gzip.GzipFile(fileobj=f, mode="rb"), ".xz": lzma.LZMAFile,
+                         ".bz2": bz2.BZ2File}
+UNPACK_CHUNK = 1024 * 1024
 
 
 class DebError(ValueError):
@@ -172,6 +180,36 @@ class DebArchive:
         """
         return self._members(self.data_member)
 
+    def unpack_data(self, spool: BinaryIO) -> Iterator[tarfile.TarInfo]:
+        """data.tar decompressed into `spool` (open for writing and reading), then its members in order.
+
+        A regular file's bytes are `spool[info.offset_data:][:info.size]`, checked to be there.
+        """
+        member = self.data_member
+        try:
+            decompress_into(MemberReader(self.stream, member), compression_suffix(member.name), spool)
+        except CORRUPT_DATA_ERRORS as error:
+            raise CompressedDataError(self.label, f"{member.name} is corrupt: {describe(error)}") from error
+        spool.flush()
+        return self._spooled_members(spool, member)
+
+    def _spooled_members(self, spool: BinaryIO, member: ArMember) -> Iterator[tarfile.TarInfo]:
+        size = os.fstat(spool.fileno()).st_size
+        spool.seek(0)
+        try:
+            with tarfile.open(fileobj=spool, mode="r:", encoding="utf-8", errors="surrogateescape") as tar:
+                for info in tar:
+                    if info.isreg() and info.offset_data + info.size > size:
+                        raise CompressedDataError(self.label, f"{member.name} is cut short: member {info.name!r} "
+                                                              f"needs {info.size} bytes")
+                    yield info
+                if 0 < size - tar.offset < tarfile.BLOCKSIZE:  # tarfile takes a cut header for the end
+                    raise CompressedDataError(self.label, f"{member.name} is cut short inside a member header")
+        except DebError:
+            raise
+        except CORRUPT_DATA_ERRORS as error:
+            raise CompressedDataError(self.label, f"{member.name} is corrupt: {describe(error)}") from error
+
     def _members(self, member: ArMember) -> Iterator[Tuple[tarfile.TarInfo, Optional[GuardedReader]]]:
         mode = TAR_STREAM_MODES[compression_suffix(member.name)]
         try:
@@ -203,6 +241,16 @@ class GuardedReader:
             return self.stream.read(size)
         except CORRUPT_DATA_ERRORS as error:
             raise CompressedDataError(self.label, f"{self.member_name} is corrupt: {describe(error)}") from error
+
+
+def decompress_into(source: BinaryIO, suffix: str, out: BinaryIO) -> None:
+    """All of `source`, decompressed per `suffix` (one of DATA_COMPRESSIONS), written to `out`.
+
+    The stdlib file readers bound each read's output, so a small member that expands hugely
+    goes to `out` a chunk at a time, never into memory at once.
+    """
+    reader = DECOMPRESSING_READERS[suffix](source) if suffix else source
+    shutil.copyfileobj(reader, out, UNPACK_CHUNK)
 
 
 def describe(error: BaseException) -> str:

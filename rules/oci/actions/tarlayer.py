@@ -29,6 +29,7 @@ KINDS = (FILE, DIR, SYMLINK, HARDLINK)
 TAR_TYPES = {FILE: tarfile.REGTYPE, DIR: tarfile.DIRTYPE, SYMLINK: tarfile.SYMTYPE, HARDLINK: tarfile.LNKTYPE}
 GZIP_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
 IMPLIED_DIR_MODE = 0o755
+COPY_BUFFER = 1024 * 1024  # a file's bytes go into the tar (and gzip) this much at a time
 
 
 class LayerError(ValueError):
@@ -162,8 +163,13 @@ def open_content(entry: Entry) -> tuple[BinaryIO, int]:
 
 
 def write_tar(entries: Iterable[Entry], out: BinaryIO, mtime: int = 0) -> None:
-    """Write a PAX-format tar of `entries` (already complete and sorted) to `out`."""
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8") as tar:
+    """Write a PAX-format tar of `entries` (already complete and sorted) to `out`, which must tell().
+
+    Not tarfile's stream mode: that re-buffers every write into 10 KiB records. The bytes
+    are the same; contents go to `out` in large chunks instead.
+    """
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8",
+                      copybufsize=COPY_BUFFER) as tar:
         for entry in entries:
             if entry.kind != FILE:
                 tar.addfile(tar_info(entry, 0, mtime))
@@ -183,6 +189,9 @@ class HashingWriter(io.RawIOBase):
 
     def writable(self) -> bool:
         return True
+
+    def tell(self) -> int:
+        return self.size
 
     def write(self, data) -> int:  # type: ignore[override]
         data = bytes(data)
