@@ -8,7 +8,8 @@ assembly.
 The actions ship with their bytecode, compiled once by the Python that runs them (a cached
 Process): every action Process would otherwise compile its modules again at start-up, a
 third of that start-up. The .pycs are unchecked-hash and come out byte for byte the same
-on every host, so they change no cache key across machines.
+on every host, so they change no cache key across machines. They reach each sandbox as an
+immutable input (one link to a tree Pants writes once), not as files written per sandbox.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from pants.core.subsystems.python_bootstrap import PythonBootstrap
 from pants.core.util_rules.system_binaries import BinaryPathRequest, BinaryPaths, BinaryPathTest
-from pants.engine.fs import CreateDigest, Digest, FileContent, MergeDigests
+from pants.engine.fs import CreateDigest, Digest, FileContent
 from pants.engine.process import Process, ProcessCacheScope, ProcessResult
 from pants.engine.rules import Get, collect_rules, rule
 from pants.util.logging import LogLevel
@@ -44,7 +45,7 @@ PYTHON_PROBE = (
 # Relative paths, so that the .pycs do not depend on where the sandbox is.
 COMPILE_ACTIONS = (
     "import compileall, py_compile, sys; sys.exit(not compileall.compile_dir("
-    f"{ACTIONS_ROOT!r}, quiet=1, workers=1, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH))"
+    "'.', quiet=1, workers=1, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH))"
 )
 
 
@@ -65,7 +66,12 @@ class ActionSourcesRequest:
 
 @dataclass(frozen=True)
 class ActionSources:
-    digest: Digest
+    digest: Digest  # `<backend>/actions/...` with bytecode; Processes mount it at ACTIONS_ROOT
+
+    @property
+    def mount(self) -> dict[str, Digest]:
+        """For `Process(immutable_input_digests=...)`."""
+        return {ACTIONS_ROOT: self.digest}
 
 
 @dataclass(frozen=True)
@@ -91,9 +97,9 @@ def backend_of(module: str) -> str:
 
 def backend_action_files(backend: str) -> list[FileContent]:
     actions_dir = Path(importlib.import_module(f"{backend}.actions").__file__).parent
-    files = [FileContent(f"{ACTIONS_ROOT}/{backend}/__init__.py", b"")]
+    files = [FileContent(f"{backend}/__init__.py", b"")]
     return files + [
-        FileContent(f"{ACTIONS_ROOT}/{backend}/actions/{path.name}", path.read_bytes())
+        FileContent(f"{backend}/actions/{path.name}", path.read_bytes())
         for path in sorted(actions_dir.glob("*.py"))
     ]
 
@@ -108,7 +114,7 @@ async def action_sources(request: ActionSourcesRequest, python: ActionPython) ->
         input_digest=sources,
         description=f"Compile the {' and '.join(backends)} actions",
         env={"PYTHONHASHSEED": "0", "OCI_ACTION_PYTHON": python.fingerprint},
-        output_directories=(ACTIONS_ROOT,),
+        output_directories=tuple(backends),
         level=LogLevel.DEBUG,
     ))
     return ActionSources(compiled.output_digest)
@@ -134,11 +140,11 @@ async def action_process(
     request: ActionRequest, python: ActionPython, perturbation: ActionPerturbation
 ) -> Process:
     sources = await Get(ActionSources, ActionSourcesRequest(backend_of(request.module)))
-    input_digest = await Get(Digest, MergeDigests([sources.digest, request.input_digest]))
     perturbed = perturbation.active  # only under `repro-check --perturb`; see oci/perturbation.py
     return Process(
         argv=(python.path, "-B", "-s", *perturbation.wrap(request.module), *request.argv),
-        input_digest=input_digest,
+        input_digest=request.input_digest,
+        immutable_input_digests=sources.mount,
         description=f"{request.description} (perturbed)" if perturbed else request.description,
         # The interpreter's fingerprint keys the cache: the zlib and tarfile in use come with it.
         env={**ACTION_ENV, "OCI_ACTION_PYTHON": python.fingerprint, **dict(perturbation.env)},

@@ -273,9 +273,8 @@ async def push_oci_image(
             process=InteractiveProcess.from_process(Process(
                 argv=push_argv(python, skopeo, layout, job, options.retry_times, source_tag(field_set, job),
                                immutable_tag),
-                input_digest=sources.digest,
                 # Written once and linked into each push's sandbox, however many tags and registries.
-                immutable_input_digests={PACKAGE_DIR: package.digest},
+                immutable_input_digests={PACKAGE_DIR: package.digest, **sources.mount},
                 description=f"Push {job.reference}",
                 env={**env, **ACTION_ENV},
             )),
