@@ -86,9 +86,9 @@ def test_unresponsive_remote_cache_falls_back_to_local_work_in_bounded_time(tmp_
     assert elapsed < 100, f"{elapsed:.0f} s\n{run.output}"
     assert len({p for p in run.processes if p.startswith(("Build ", "Assemble "))}) == 8, run.output
     counters = stats_counters(run.output)
-    assert counters["remote_cache_requests"] == 8, counters
+    assert counters["remote_cache_requests"] == 8 + 1, counters  # and the Process compiling the actions
     assert counters["remote_cache_requests_cached"] == 0, counters
-    assert counters["remote_cache_request_timeouts"] >= 8, counters  # every lookup gave up
+    assert counters["remote_cache_request_timeouts"] >= 8 + 1, counters  # every lookup gave up
     assert layout_files(repo / "dist") == layout_files(reference / "dist")
 
 
