@@ -43,3 +43,12 @@ def running(state_dir: Path, prefix: str, source: Sequence[str] = ()) -> Iterato
         yield plane, deployed(cp.up, plane)
     finally:
         cp.down(plane)
+
+
+def assert_uwsgi_workers(plane: cp.Plane, services: Sequence[str]) -> None:
+    """Each uWSGI service runs globals.ini's `workers` workers beside its master."""
+    workers = int(cp.settings(plane)["workers"])
+    for service in services:
+        name = plane.container(service)
+        count = plane.podman.ok(["exec", name, "pgrep", "-c", "-f", "uwsgi-core"], 30, name, "pgrep").strip()
+        assert int(count) == workers + 1, (service, count)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 import benchscripts
-from planes import DIST, deployed, running
+from planes import DIST, assert_uwsgi_workers, deployed, running
 
 from deploy import controlplane as cp
 
@@ -58,6 +58,10 @@ def test_services_run_as_their_images_users(plane):
         name = plane.container(service)
         image_user = inspect(plane, inspect(plane, name, "{{.Image}}"), "{{.Config.User}}")
         assert plane.podman.ok(["exec", name, "id", "-un"], 30, name, "id").strip() == image_user, service
+
+
+def test_uwsgi_services_run_the_deployments_worker_count(plane):
+    assert_uwsgi_workers(plane, ("keystone", "placement_api"))
 
 
 EXERCISE = ["token", "project and user", "image upload and download", "flavor", "server ACTIVE, listed, deleted",

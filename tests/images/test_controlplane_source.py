@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pytest
 
-from planes import DIST, deployed, running
+from planes import DIST, assert_uwsgi_workers, deployed, running
 
 from deploy import controlplane as cp
 
@@ -55,6 +55,10 @@ def test_keystone_placement_and_nova_run_their_source_images_and_the_rest_debian
         assert in_container(plane, service, "nova-manage", "--version").splitlines()[-1].startswith("34."), service
         assert in_container(plane, service, "sh", "-c", "command -v nova-manage") == \
             "/var/lib/kolla/venv/bin/nova-manage", service
+
+
+def test_source_uwsgi_services_run_the_deployments_worker_count(plane):
+    assert_uwsgi_workers(plane, ("keystone", "placement_api", "nova_api"))
 
 
 def test_nova_rootwrap_is_the_venvs_through_kollas_sudoers_rule(plane):
