@@ -17,12 +17,11 @@ Two more checks tie the package layers to the image: a directory an effect puts 
 
 from __future__ import annotations
 
-import fnmatch
 import json
-import re
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Mapping, Sequence, Tuple
 
+from .pathfilter import glob_matches, is_glob
 from .scriptcommands import HANDLED_KINDS
 
 ENTRY_KEYS = ("script", "command", "path", "reason")
@@ -140,12 +139,10 @@ def placement_problems(packages: Sequence[dict]) -> Tuple[List[dict], List[str]]
 
 
 def matching(pattern: str, paths: Mapping[str, object]) -> List[str]:
-    """The paths a glob matches, sorted: a plain path is looked up, a glob compiled once (an image has
-    tens of thousands of paths)."""
-    if not any(c in pattern for c in "*?["):
+    """The paths a static path or glob names, sorted."""
+    if not is_glob(pattern):
         return [pattern] if pattern in paths else []
-    match = re.compile(fnmatch.translate(pattern)).match
-    return sorted(p for p in paths if match(p))
+    return glob_matches(pattern, paths)
 
 
 def check_effects(packages: Sequence[dict], policy: Mapping[str, str], accepted: Mapping[str, Sequence]

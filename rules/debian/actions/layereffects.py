@@ -91,8 +91,9 @@ def apply_effects(packages: Sequence[InstalledPackage], entries: Sequence[Entry]
         result = plan(package_in, ids)
         finals = final_entries(package_in, result)
         for final in finals:
-            by_path[final.path.lstrip("/")] = effect_entry(final, by_path, made, package.name)
-            layer_paths.add("/" + final.path.lstrip("/"))
+            path = final.path.lstrip("/")
+            by_path[path] = effect_entry(final, by_path, made, package.name)
+            layer_paths.add("/" + path)
         records[(package.name, package.control.architecture)] = dict(record(result, finals),
                                                                      by_kind=kind_effects(package))
     return [by_path[p] for p in sorted(by_path)], records

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import posixpath
+import re
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Sequence, Set, Tuple
 
@@ -51,6 +52,16 @@ class PathFilter:
         absolute = "/" + path
         return (any(fnmatch.fnmatchcase(absolute, p) for p in self.excludes)
                 and not any(fnmatch.fnmatchcase(absolute, p) for p in self.includes))
+
+
+def is_glob(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")
+
+
+def glob_matches(pattern: str, paths: Iterable[str]) -> List[str]:
+    """The paths an fnmatch glob matches, sorted; the glob is compiled once (a layer has thousands of paths)."""
+    match = re.compile(fnmatch.translate(pattern)).match
+    return sorted(p for p in paths if match(p))
 
 
 def filter_entries(entries: Sequence[Entry], path_filter: PathFilter) -> List[Entry]:

@@ -26,7 +26,6 @@ Decisions:
 
 from __future__ import annotations
 
-import fnmatch
 import posixpath
 import re
 import shlex
@@ -37,6 +36,7 @@ from oci.actions.tarlayer import DIR, FILE, HARDLINK, SYMLINK
 
 from . import shell
 from .accounts import AccountIds
+from .pathfilter import glob_matches, is_glob
 from .scriptcommands import HANDLED_KINDS, ScriptCommand
 
 DEFAULT_DIR_MODE = 0o755   # mkdir/install -d under dpkg's umask 022
@@ -481,9 +481,9 @@ def matching(b: Builder, pattern: str) -> List[str]:
         raise Unresolved(f"path {pattern!r} is only known at run time")
 
     pattern = posixpath.normpath(pattern)
-    if not re.search(r"[*?\[]", pattern):
+    if not is_glob(pattern):
         return [pattern] if b.tree.exists(pattern) else []
-    return sorted(p for p in [*b.tree.nodes, *b.tree.others] if fnmatch.fnmatchcase(p, pattern))
+    return glob_matches(pattern, [*b.tree.nodes, *b.tree.others])
 
 
 def absent_or_unresolved(b: Builder, name: str, paths: Sequence[str], verb: str) -> None:
