@@ -110,7 +110,8 @@ def test_a_source_project_runs_every_container_from_its_source_image_and_config(
         directory = "images.source." if service.project in ("keystone", "nova") else "images."
         assert plane.layout(service.image) == str(tmp_path / "dist" / f"{directory}{service.image}" / service.image)
     command = json.loads((rendered(plane) / "nova-api" / "config.json").read_text())["command"]
-    assert command == "uwsgi-core --ini /usr/share/nova/nova-api-uwsgi.ini"
+    workers = cp.settings(plane)["workers"]
+    assert command == f"uwsgi-core --ini /usr/share/nova/nova-api-uwsgi.ini --processes {workers}"
     debian = cp.Plane(Podman("podman-not-called"), "dist", plane.state_dir, "t_")
     assert json.loads((rendered(debian) / "nova-api" / "config.json").read_text())["command"] == "nova-api"
     for directory in {d for s in cp.SERVICES for d in s.templates}:  # nova.conf and the rest stay Debian's
