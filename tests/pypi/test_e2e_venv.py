@@ -105,9 +105,13 @@ def built(tmp_path_factory, apt_keys):
         with_second_resolve(repo)
         env = {**bootstrap_env(work), "TZ": "UTC"}
         index = f"--python-repos-indexes=['{index_url}/simple/']"
+        # Pex's vendored pip: Pants' default pip is fetched from the index on first use, and this
+        # index serves only the fixture wheels, so a machine with an empty ~/.pex could not lock.
+        vendored_pip = "--python-pip-version=20.3.4-patched"
         store = work / "store"
         for resolve in ("debian", "openstack", "tools"):
-            lock = run_pants(repo, "generate-lockfiles", f"--resolve={resolve}", index, store=store, env=env)
+            lock = run_pants(repo, "generate-lockfiles", f"--resolve={resolve}", index, vendored_pip,
+                             store=store, env=env)
             assert lock.returncode == 0, lock.output
         args = ("package", "images::", f"--debian-deb-cache={work / 'debs'}")
         package = run_pants(repo, *args, store=store, env=env)
