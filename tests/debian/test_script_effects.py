@@ -187,6 +187,7 @@ def test_plans_are_deterministic():
 
 
 # ---------------------------------------------------------------- real scripts
+# Marked realset: they read the lock's .debs from the cache that `./pants package ::` fills.
 
 REPO = Path(__file__).resolve().parents[2]
 DEBS = Path(os.path.expanduser("~/.cache/oci-pants/debs"))
@@ -195,8 +196,8 @@ DEBS = Path(os.path.expanduser("~/.cache/oci-pants/debs"))
 def lock_debs(*names: str) -> list:
     lock = yaml.safe_load((REPO / "3rdparty/debian/lock.yaml").read_text())["architectures"]["amd64"]
     paths = [DEBS / f"{lock[n]['sha256']}.deb" for n in names]
-    if not all(p.exists() for p in paths):
-        pytest.skip("the real .debs are not in ~/.cache/oci-pants/debs (run `pants package ::` once)")
+    missing = [n for p, n in zip(paths, names) if not p.exists()]
+    assert not missing, f"{missing}: not in ~/.cache/oci-pants/debs; run `./pants package ::` first"
     return [DebInput(str(p), n) for p, n in zip(paths, names)]
 
 
@@ -218,6 +219,7 @@ def owned(entry, uid: int, gid: int, mode: int) -> bool:
     return (entry.uid, entry.gid, entry.mode) == (uid, gid, mode)
 
 
+@pytest.mark.realset
 def test_real_rabbitmq_server():
     entries, records = real_layer("rabbitmq-server")
     assert owned(entries["/var/lib/rabbitmq"], 42439, 42439, 0o755)
@@ -226,6 +228,7 @@ def test_real_rabbitmq_server():
     assert {u["path"] for u in records["rabbitmq-server"]["unapplied"]} >= {"/var/lib/rabbitmq/.erlang.cookie"}
 
 
+@pytest.mark.realset
 def test_real_mariadb_server():
     entries, records = real_layer("mariadb-server")
     assert owned(entries["/run/mysqld"], 42434, 0, 0o755)
@@ -236,12 +239,14 @@ def test_real_mariadb_server():
     assert records["mariadb-server"]["needs"] == ["/run", "/var/lib"]  # from base-files, below this layer
 
 
+@pytest.mark.realset
 def test_real_memcached():
     entries, records = real_layer("memcached")
     assert owned(entries["/run/memcached"], 42709, 42709, 0o755)  # Debian's memcache account (images/users.yaml)
     assert not records["memcached"]["unapplied"]
 
 
+@pytest.mark.realset
 def test_real_glance():
     entries, records = real_layer("glance-common", "glance-api")
     paste = entries["/etc/glance/glance-api-paste.ini"]
@@ -252,6 +257,7 @@ def test_real_glance():
     assert owned(entries["/run/glance"], 42415, 42415, 0o755)
 
 
+@pytest.mark.realset
 def test_real_nova_and_keystone():
     entries, _ = real_layer("nova-common", "keystone")
     assert owned(entries["/etc/nova/api-paste.ini"], 0, 42436, 0o640)
@@ -262,6 +268,7 @@ def test_real_nova_and_keystone():
     assert owned(entries["/var/log/keystone"], 42425, 4, 0o750)
 
 
+@pytest.mark.realset
 def test_every_unapplied_effect_of_the_lock_is_accepted_individually():
     accepted = yaml.safe_load((REPO / "3rdparty/debian/accepted-script-effects.yaml").read_text())
     keys = {(p, e["script"], e["command"], e["path"]) for p, entries in accepted.items() for e in entries}
