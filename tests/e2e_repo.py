@@ -94,6 +94,11 @@ def run_pants(repo: Path, *args: str, store: Path, env: dict[str, str] | None = 
     return PantsRun(result.returncode, result.stdout)
 
 
+def faketime(when: str) -> tuple[str, ...]:
+    """A command prefix that runs the command's clock at `when` (libfaketime), where installed."""
+    return ("faketime", when) if shutil.which("faketime") else ()
+
+
 def layout_files(dist: Path) -> dict[str, bytes]:
     return {str(p.relative_to(dist)): p.read_bytes() for p in sorted(dist.rglob("*")) if p.is_file()}
 

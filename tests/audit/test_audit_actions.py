@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import specs
+from e2e_repo import faketime
 
 from oci.actions.assemble_image import assemble
 from oci.actions.build_layer import build_layer
@@ -114,8 +114,8 @@ def run_action(module: str, spec: dict, work: Path, env: dict | None = None, wra
 
 
 def perturbations() -> list[tuple[dict, tuple]]:
-    faketime = ("faketime", "2033-03-03 03:03:03") if shutil.which("faketime") else ()
-    return [({"TZ": "UTC", "LC_ALL": "C.UTF-8"}, ()), ({"TZ": "Pacific/Chatham", "LC_ALL": "C"}, faketime)]
+    return [({"TZ": "UTC", "LC_ALL": "C.UTF-8"}, ()),
+            ({"TZ": "Pacific/Chatham", "LC_ALL": "C"}, faketime("2033-03-03 03:03:03"))]
 
 
 @pytest.mark.parametrize("module,spec", [("sbom", sbom_spec()), ("provenance", None)])

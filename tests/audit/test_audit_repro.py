@@ -17,16 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from e2e_repo import IMAGE_DIRS, make_repo, run_pants
+from e2e_repo import IMAGE_DIRS, faketime, make_repo, run_pants
 
 pytestmark = pytest.mark.e2e
 
 CLOCK_LEAK = ('info.mtime = int(__import__("time").time()) if entry.path == "usr/local/bin/app.sh" '
               'else int(mtime)  # deliberately non-reproducible')
-
-
-def faketime(when: str) -> tuple[str, ...]:
-    return ("faketime", when) if shutil.which("faketime") else ()
 
 
 def leak_the_clock(repo: Path) -> None:

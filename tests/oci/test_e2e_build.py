@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from e2e_repo import IMAGE_DIRS, layout_files, make_repo, python39_dir, run_pants
+from e2e_repo import IMAGE_DIRS, faketime, layout_files, make_repo, python39_dir, run_pants
 
 pytestmark = pytest.mark.e2e
 
@@ -32,10 +31,6 @@ def builds(tmp_path_factory):
     assert run_a.returncode == 0, run_a.output
     assert run_b.returncode == 0, run_b.output
     return first, second, run_a, run_b, base
-
-
-def faketime(when: str) -> tuple[str, ...]:
-    return ("faketime", when) if shutil.which("faketime") else ()
 
 
 def test_every_image_is_built_once(builds):

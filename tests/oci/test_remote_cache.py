@@ -48,14 +48,19 @@ def test_first_build_runs_and_uploads_every_image_process(builds):
     assert counters["remote_cache_write_errors"] == 0
 
 
-def test_fresh_checkout_runs_nothing_and_hits_the_remote_cache(builds):
+def test_fresh_checkout_finds_every_process_in_the_remote_cache(builds):
     _, _, writer, reader = builds
-    assert image_processes(reader.processes) == set(), reader.output
     counters = stats_counters(reader.output)
     expected = len(image_processes(writer.processes)) + ACTION_COMPILES
-    assert counters["remote_cache_requests_cached"] == expected, counters
     assert counters["remote_cache_requests_uncached"] == 0, counters
+    assert counters["remote_cache_read_errors"] == 0, counters
     assert counters["local_cache_requests_cached"] == 0, counters  # the local store really was empty
+    # Pants races each remote lookup against running the Process locally (speculation with no
+    # delay): a Process of a few milliseconds can finish before the cache answers. Each Process is
+    # a remote hit or such a race, and only those races ran here.
+    raced = counters["remote_cache_speculation_local_completed_first"]
+    assert counters["remote_cache_requests_cached"] + raced == expected, counters
+    assert len(image_processes(reader.processes)) <= raced, reader.output
 
 
 def test_remote_hits_give_identical_dist(builds):

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from aptrepo import DEFAULT_PACKAGES, AptRepo, DebSpec, FileSpec, serve_directory
-from e2e_repo import layout_files, make_repo, python39_dir, run_pants
+from e2e_repo import faketime, layout_files, make_repo, python39_dir, run_pants
 from elfbuild import shared_object
 from wheelbuild import WheelSpec, build_wheel, write_simple_index
 
@@ -191,13 +191,12 @@ def test_a_perturbed_rebuild_elsewhere_is_bit_identical(built, tmp_path):
     for path in other.rglob("*"):
         os.utime(path, (1_000_000_000, 1_000_000_000), follow_symlinks=False)  # other source mtimes
     env = {**bootstrap_env(tmp_path), "TZ": "Pacific/Chatham", "LC_ALL": "C"}
-    faketime = ("faketime", "2033-03-03 03:03:03") if shutil.which("faketime") else ()
     # Another action interpreter too (Python 3.9 instead of the host's python3), as tests/oci/test_e2e_build.py.
     # /usr/bin after it only for python3.11, which compiles images/compiled's .pycs (compile_python).
     rebuilt = run_pants(other, *args[:2], f"--debian-deb-cache={work / 'debs'}",
                         "--python-bootstrap-search-path=['" + python39_dir() + "', '/usr/bin']",
                         store=tmp_path / "store",
-                        env=env, umask=0o077, wrapper=faketime)
+                        env=env, umask=0o077, wrapper=faketime("2033-03-03 03:03:03"))
     assert rebuilt.returncode == 0, rebuilt.output
     assert "Build the venv layer of images/app:app" in rebuilt.output  # built again, not a cache hit
     assert "Build the venv layer of images/compiled:compiled" in rebuilt.output  # the .pycs too
