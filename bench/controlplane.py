@@ -10,14 +10,16 @@
 2. The client scenario (deploy/client/cloud.py exercise): each step's time, the time from the start
    of `up` to the first ACTIVE server, and the client's total wall time.
 3. Peak memory of every container (its cgroup's high-water mark, page cache included).
-4. The upgrade drill: resources that must survive (`keep`); keystone rebuilt with a changed input
-   (a new declared file, in a copy of the repository, so the checkout and its dist/ are untouched);
-   its container replaced through KOLLA_UPGRADE, the restart and KOLLA_FINISH_UPGRADE; the new file
-   seen in the running container; then `survived`: token, user, image bytes, server and network.
+4. The upgrade drill: resources that must survive (`keep`); one service's image rebuilt with a
+   changed input (a new declared file, in a copy of the repository, so the checkout and its dist/
+   are untouched); its container replaced through the image's KOLLA_UPGRADE, the restart and
+   KOLLA_FINISH_UPGRADE where it has one; the new file seen in the running container; then
+   `survived`: token, user, image bytes, server and network. The Debian plane drills keystone.
 5. `down`, also on failure.
 
-With `--source`, the plane runs those projects from their images/source variants (`up --source`) and
-the drill is left out: it rebuilds the Debian keystone, which would take a source keystone back.
+With `--source`, the plane runs those projects from their images/source variants (`up --source`),
+and the drill rebuilds the source variant of its service: nova_api when nova runs from source
+(nova-manage's schema syncs from the venv, under a server that must stay ACTIVE), else keystone.
 
 Decisions:
 - One plane per run, under its own container prefix and state directory, so a deployment an operator
@@ -43,7 +45,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from deploy.controlplane import SERVICES, Plane, down, parse_source, up, upgrade, verify  # noqa: E402
+from deploy.controlplane import BY_NAME, SERVICES, Plane, down, parse_source, up, upgrade, verify  # noqa: E402
 from deploy.podman import DeployError, Podman  # noqa: E402
 
 DRILL_FILE = "upgrade-note.txt"
@@ -68,7 +70,7 @@ def add_declared_file(copy: str, image: str) -> str:
     directory = os.path.join(copy, "images", image)
     with open(os.path.join(directory, DRILL_FILE), "wb") as f:
         f.write(DRILL_NOTE)
-    destination = f"/usr/local/share/{image}"
+    destination = f"/usr/local/share/{os.path.basename(image)}"
     with open(os.path.join(directory, "BUILD"), encoding="utf-8") as f:
         build = f.read()
     patched, count = re.subn(r"(oci_image\((?:.|\n)*?\n    files=\[)", r'\1":upgrade-note", ', build, count=1)
@@ -81,14 +83,15 @@ def add_declared_file(copy: str, image: str) -> str:
 
 
 def rebuild_changed(image: str, workdir: str, timeout: float = 1200) -> Tuple[str, str]:
-    """`image` rebuilt with one new declared file: (its OCI layout, the new file's path in the image)."""
+    """images/`image` (`keystone`, `source/nova-api`) rebuilt with one new declared file: (its OCI layout,
+    the new file's path in the image)."""
     copy = repository_copy(workdir)
     path = add_declared_file(copy, image)
     proc = subprocess.run(["./pants", "--no-pantsd", "package", f"images/{image}:"], cwd=copy, timeout=timeout,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     if proc.returncode:
         raise SystemExit(f"rebuilding {image} failed:\n{proc.stdout.decode(errors='replace')[-3000:]}")
-    return os.path.join(copy, "dist", f"images.{image}", image), path
+    return os.path.join(copy, "dist", "images." + image.replace("/", "."), os.path.basename(image)), path
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,7 @@ class Measurement:
     client_seconds: float
     first_active_seconds: float      # from the start of `up` to the first server ACTIVE
     peak_memory: Dict[str, int]      # container -> bytes
-    drill: Dict[str, object]         # empty for a plane with source projects
+    drill: Dict[str, object]
     source: Tuple[str, ...] = ()     # the projects run from images/source
 
 
@@ -117,11 +120,11 @@ def measure_up_and_client(plane: Plane) -> Tuple[object, List[dict], float, floa
 
 
 def upgrade_drill(plane: Plane, workdir: str, service: str = "keystone", keep: bool = True) -> Dict[str, object]:
-    """Resources that must survive (unless `keep` is False: made already), `service` rebuilt with a changed
-    input and upgraded to it, then what survived."""
+    """Resources that must survive (unless `keep` is False: made already), `service`'s image (the
+    variant the plane runs) rebuilt with a changed input and upgraded to it, then what survived."""
     kept = verify(plane, "keep") if keep else []
     began = time.monotonic()
-    layout, path = rebuild_changed(plane_image(service), workdir)
+    layout, path = rebuild_changed(plane_image(plane, service), workdir)
     rebuild_seconds = time.monotonic() - began
     old_image = plane.podman.state(plane.container(service)).image
     steps = upgrade(plane, service, layout)
@@ -134,8 +137,14 @@ def upgrade_drill(plane: Plane, workdir: str, service: str = "keystone", keep: b
             "new_file_seen": seen.encode() == DRILL_NOTE, "survived": survived}
 
 
-def plane_image(service: str) -> str:
-    return next(s.image for s in SERVICES if s.name == service)
+def plane_image(plane: Plane, service: str) -> str:
+    """The image `service` runs in `plane`, as a directory under images/."""
+    image = BY_NAME[service].image
+    return f"source/{image}" if plane.is_source(BY_NAME[service]) else image
+
+
+def drilled_service(plane: Plane) -> str:
+    return "nova_api" if plane.is_source(BY_NAME["nova_api"]) else "keystone"
 
 
 def run(dist: str, workdir: str, prefix: str = "cpbench_", source: Tuple[str, ...] = ()) -> Measurement:
@@ -144,7 +153,7 @@ def run(dist: str, workdir: str, prefix: str = "cpbench_", source: Tuple[str, ..
     try:
         report, steps, client_seconds, first_active = measure_up_and_client(plane)
         peaks = {s.name: plane.podman.peak_memory(plane.container(s.name)) or 0 for s in SERVICES}
-        drill = {} if source else upgrade_drill(plane, workdir)
+        drill = upgrade_drill(plane, workdir, drilled_service(plane))
     finally:
         down(plane)
     return Measurement(report.stages, report.total, tuple(steps), client_seconds, first_active, peaks, drill,
@@ -163,9 +172,8 @@ def markdown(m: Measurement) -> str:
     rows += [f"| {name} | {peak / 1e6:.0f} |" for name, peak in m.peak_memory.items()]
     rows.append(f"| **all** | **{sum(m.peak_memory.values()) / 1e6:.0f}** |")
     d = m.drill
-    if not d:
-        return "\n".join([*rows, "", f"Source projects: {', '.join(m.source)}; no upgrade drill"])
-    rows += ["", f"Upgrade drill ({d['service']}): rebuild {d['rebuild_seconds']} s; "
+    rows += ["", f"Source projects: {', '.join(m.source) or 'none'}", "",
+             f"Upgrade drill ({d['service']}): rebuild {d['rebuild_seconds']} s; "
              + ", ".join(f"{step} {seconds} s" for step, seconds in d["upgrade_steps"])
              + f"; new file seen: {d['new_file_seen']}; survived: "
              + ", ".join(f"{s['step']} ({'ok' if s['ok'] else 'FAILED'})" for s in d["survived"])]
@@ -177,7 +185,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--dist", default=os.path.join(REPO, "dist"))
     parser.add_argument("--json", help="also write the measurement here")
     parser.add_argument("--source", default="", metavar="PROJECT[,PROJECT]",
-                        help="run these projects from images/source (deploy's `up --source`); no upgrade drill")
+                        help="run these projects from images/source (deploy's `up --source`)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="controlplane-") as workdir:
         try:

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import pytest
 
+import benchscripts
 from planes import DIST, assert_uwsgi_workers, deployed, running
 
 from deploy import controlplane as cp
 
 pytestmark = pytest.mark.controlplane
+
+bench = benchscripts.load("controlplane", "controlplane_bench")
 
 SOURCE = ("keystone", "nova", "placement")
 NOVA = ("nova_api", "nova_scheduler", "nova_conductor", "nova_compute")
@@ -79,3 +82,19 @@ def test_a_real_client_exercises_the_source_cloud(plane):
     assert [s["step"] for s in steps] == EXERCISE
     assert all(s["ok"] for s in steps), steps
     assert "ACTIVE on controlplane" in steps[4]["detail"]
+
+
+def test_an_upgraded_source_nova_api_keeps_the_clouds_data(plane, tmp_path):
+    """images/source/nova-api rebuilt with a new declared file, and nova_api upgraded to it as
+    kolla-ansible does (KOLLA_UPGRADE: the venv's nova-manage api_db sync, then the new container):
+    the server, image, user and network made before survive, and nova still lists the server ACTIVE."""
+    drill = deployed(bench.upgrade_drill, plane, str(tmp_path), "nova_api")
+    assert all(s["ok"] for s in drill["kept"]), drill["kept"]
+    assert drill["new_image"] != drill["old_image"]
+    assert drill["new_image"] == plane.podman.load(str(tmp_path / "repo/dist/images.source.nova-api/nova-api"))
+    assert [step for step, _ in drill["upgrade_steps"]] == ["KOLLA_UPGRADE", "restart"]
+    assert drill["new_file_seen"], f"{drill['new_file']} is not in the upgraded nova_api container"
+    assert in_container(plane, "nova_api", "nova-manage", "--version").splitlines()[-1].startswith("34.")
+    assert [s["step"] for s in drill["survived"]] == ["token", "survivor user", "survivor image downloads intact",
+                                                       "survivor server ACTIVE", "survivor network"]
+    assert all(s["ok"] for s in drill["survived"]), drill["survived"]
