@@ -1,5 +1,5 @@
 """Maintainer-script effects: guards, helper expansion and each rule on small inline scripts, then the
-real bookworm scripts of the image set where the .debs are cached (skipped otherwise)."""
+real bookworm scripts of the image set, from the .debs `./pants package ::` caches (marker realset)."""
 
 from __future__ import annotations
 
