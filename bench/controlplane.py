@@ -139,8 +139,8 @@ def upgrade_drill(plane: Plane, workdir: str, service: str = "keystone", keep: b
 
 def plane_image(plane: Plane, service: str) -> str:
     """The image `service` runs in `plane`, as a directory under images/."""
-    image = BY_NAME[service].image
-    return f"source/{image}" if plane.is_source(BY_NAME[service]) else image
+    entry = BY_NAME[service]
+    return f"source/{entry.image}" if plane.is_source(entry) else entry.image
 
 
 def drilled_service(plane: Plane) -> str:
